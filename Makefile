@@ -1,0 +1,49 @@
+# dhi-offline: `make demo` runs the main job offline; `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+SYSTEM_TOOLS := docker-registry skopeo
+
+.PHONY: all venv system-deps lint typecheck unit test demo clean
+
+all: test
+
+# The venv is rebuilt when pyproject.toml changes; pip installs the package with its test extras.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Integration tests use Debian's distribution registry and skopeo as real peers.
+system-deps:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_TOOLS) >/dev/null; \
+	  else \
+	    echo "warning:$$missing not installed (need root and apt-get); integration tests will be skipped"; \
+	  fi; \
+	fi
+
+lint: venv
+	$(VENV)/bin/ruff check dhi_offline tests
+	$(VENV)/bin/ruff format --check dhi_offline
+
+typecheck: venv
+	$(VENV)/bin/mypy --strict dhi_offline
+
+unit: venv
+	$(VENV)/bin/pytest -q
+
+test: venv system-deps lint typecheck unit
+
+demo: venv
+	$(PY) -m dhi_offline demo
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

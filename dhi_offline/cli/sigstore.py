@@ -1,0 +1,107 @@
+"""``dhi-offline sigstore``: single sigstore bundles (the sigstore-conformance CLI protocol)."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dhi_offline.cli.inputs import load_artifact, load_bundle_file, load_key_file, load_trusted_root
+from dhi_offline.errors import UsageError
+from dhi_offline.verify.sigstore import KeylessPolicy, VerifiedBundle, verify_sigstore_bundle
+
+app = typer.Typer(help="Verify single sigstore bundles offline (sigstore-conformance protocol).")
+
+
+class OutputFormat(StrEnum):
+    """Output formats of verify-bundle."""
+
+    text = "text"
+    json = "json"
+
+
+@app.command("verify-bundle")
+def verify_bundle(
+    artifact: Annotated[
+        str,
+        typer.Argument(metavar="FILE_OR_DIGEST", help="The signed file, or sha256:<hex>."),
+    ],
+    bundle: Annotated[Path, typer.Option("--bundle", help="The sigstore bundle (JSON).")],
+    certificate_identity: Annotated[
+        str | None,
+        typer.Option(help="Expected certificate identity (SAN) of a keyless signer."),
+    ] = None,
+    certificate_oidc_issuer: Annotated[
+        str | None, typer.Option(help="Expected OIDC issuer of a keyless signer.")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", help="PEM public key of a key-signed bundle.")
+    ] = None,
+    trusted_root: Annotated[
+        Path | None, typer.Option(help="trusted_root.json to use instead of the shipped one.")
+    ] = None,
+    staging: Annotated[
+        bool, typer.Option("--staging", help="Use the shipped Sigstore staging trusted root.")
+    ] = False,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.text,
+) -> None:
+    """Verify one sigstore bundle (v0.1-v0.3, key-signed or keyless) with no network.
+
+    Exit 0 when it verifies, 1 when it does not, 2 for unusable input.
+    """
+    if key is not None and (certificate_identity or certificate_oidc_issuer):
+        raise UsageError(
+            "--key cannot be combined with --certificate-identity/--certificate-oidc-issuer"
+        )
+    policy: KeylessPolicy | None = None
+    if key is None:
+        if not (certificate_identity and certificate_oidc_issuer):
+            raise UsageError(
+                "give --key, or both --certificate-identity and --certificate-oidc-issuer"
+            )
+        policy = KeylessPolicy(identity=certificate_identity, issuer=certificate_oidc_issuer)
+    if staging and trusted_root is not None:
+        raise UsageError("--staging and --trusted-root are alternatives")
+
+    root = load_trusted_root(trusted_root, staging=staging)
+    public_key = load_key_file(key) if key is not None else None
+    parsed = load_bundle_file(bundle)
+    subject = load_artifact(artifact)
+    result = verify_sigstore_bundle(
+        parsed, artifact=subject, trusted_root=root, key=public_key, policy=policy
+    )
+    _render(result, subject.digest, output)
+
+
+def _render(result: VerifiedBundle, digest: str, output: OutputFormat) -> None:
+    if output is OutputFormat.json:
+        typer.echo(
+            json.dumps(
+                {
+                    "verified": True,
+                    "artifact": digest,
+                    "signer": result.signer,
+                    "payloadType": result.payload_type,
+                    "predicateType": result.statement.predicate_type if result.statement else None,
+                    "signingTimes": [t.isoformat() for t in result.signing_times],
+                    "tlogEntries": [
+                        {
+                            "log": e.log_url,
+                            "logIndex": e.log_index,
+                            "inclusionProof": e.inclusion_proof,
+                            "checkpointOrigin": e.checkpoint_origin,
+                        }
+                        for e in result.log_entries
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    logs = ", ".join(f"{e.log_url}#{e.log_index}" for e in result.log_entries) or "none"
+    typer.echo(f"OK: {digest} signed by {result.signer}; log entries: {logs}")

@@ -1,0 +1,145 @@
+"""The one exception hierarchy of dhi-offline.
+
+Every failure the tool reports is a :class:`DhiError`. Its ``exit_code`` is what the
+command line exits with: 1 for "this evidence does not verify / policy failed", 2 for
+"the input could not be used at all". A :class:`VerificationError` always names the
+step of the verification plan that failed, so a one-line message tells the operator
+which check refused the evidence.
+"""
+
+from __future__ import annotations
+
+
+class DhiError(Exception):
+    """Base of every error dhi-offline raises on purpose."""
+
+    exit_code: int = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def one_line(self) -> str:
+        """The message as one line, as the CLI prints it."""
+        return " ".join(self.message.split())
+
+
+class UsageError(DhiError):
+    """The command was called with options that cannot work together."""
+
+    exit_code = 2
+
+
+class InputError(DhiError):
+    """An input file is missing, unreadable or not in a format we can parse at all."""
+
+    exit_code = 2
+
+
+class TrustMaterialError(InputError):
+    """A key, keyring or trusted root is malformed: it cannot be used as trust."""
+
+
+class VerificationError(DhiError):
+    """Evidence did not verify. ``step`` names the check of the plan that refused it."""
+
+    exit_code = 1
+    step: str = "verification"
+
+    def __init__(self, message: str, *, step: str | None = None) -> None:
+        super().__init__(message)
+        if step is not None:
+            self.step = step
+
+    def one_line(self) -> str:
+        return f"{self.step}: {super().one_line()}"
+
+
+class MalformedEvidenceError(VerificationError):
+    """Signed evidence is structurally invalid (bad base64, missing fields, bad JSON)."""
+
+    step = "evidence format"
+
+
+class SignatureError(VerificationError):
+    """A signature does not verify under the key it must verify under."""
+
+    step = "signature"
+
+
+class KeyMismatchError(VerificationError):
+    """The evidence names or carries a key other than the one we trust."""
+
+    step = "signing key"
+
+
+class SubjectMismatchError(VerificationError):
+    """A statement or signature is about a different artifact than the one checked."""
+
+    step = "subject"
+
+
+class TransparencyLogError(VerificationError):
+    """A transparency-log entry is missing, unknown or inconsistent."""
+
+    step = "transparency log"
+
+
+class InclusionProofError(TransparencyLogError):
+    """An RFC 6962 inclusion proof does not lead to the stated root."""
+
+    step = "inclusion proof"
+
+
+class ConsistencyProofError(TransparencyLogError):
+    """An RFC 6962 consistency proof does not link two tree heads."""
+
+    step = "consistency proof"
+
+
+class CheckpointError(TransparencyLogError):
+    """A checkpoint (signed note) is malformed, unsigned or does not match the proof."""
+
+    step = "checkpoint"
+
+
+class SignedEntryTimestampError(TransparencyLogError):
+    """A Rekor signed entry timestamp (inclusion promise) does not verify."""
+
+    step = "signed entry timestamp"
+
+
+class LogEntryBindingError(TransparencyLogError):
+    """A log entry body is about something other than what was signed (CVE-2022-36056)."""
+
+    step = "log entry binding"
+
+
+class TimestampError(VerificationError):
+    """An RFC 3161 timestamp is invalid, or there are too few sources of verified time."""
+
+    step = "timestamp"
+
+
+class CertificateError(VerificationError):
+    """A signing certificate does not chain to a trusted CA at signing time."""
+
+    step = "certificate"
+
+
+class SCTError(CertificateError):
+    """The certificate's signed certificate timestamp does not verify."""
+
+    step = "certificate transparency"
+
+
+class IdentityError(VerificationError):
+    """The certificate's identity or issuer is not the one expected."""
+
+    step = "identity"
+
+
+class ValidityWindowError(VerificationError):
+    """A key, log or authority was used outside the time it was trusted for."""
+
+    step = "validity window"

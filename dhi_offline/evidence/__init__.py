@@ -1,0 +1,1 @@
+"""What an attestation is: DSSE, in-toto statements, cosign signatures, sigstore bundles."""

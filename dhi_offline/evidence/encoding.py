@@ -1,0 +1,115 @@
+"""Strict decoding helpers shared by the evidence parsers.
+
+Every helper raises :class:`MalformedEvidenceError` naming the field, so a bad byte in
+signed evidence is reported as "what" is malformed rather than as a Python exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from dhi_offline.errors import MalformedEvidenceError
+
+# JSON we parse comes from untrusted bundles: cap nesting so a crafted document cannot
+# exhaust the stack, and refuse the non-standard constants Python's json accepts.
+MAX_JSON_DEPTH = 64
+_INT_RE = re.compile(r"-?[0-9]{1,20}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _depth(obj: object, limit: int) -> int:
+    # Iterative, so the check itself cannot overflow the stack.
+    stack: list[tuple[object, int]] = [(obj, 1)]
+    deepest = 0
+    while stack:
+        item, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > limit:
+            return d
+        if isinstance(item, dict):
+            stack.extend((v, d + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, d + 1) for v in item)
+    return deepest
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            # Two parsers could pick different values for a duplicated key.
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def loads_json(data: bytes | str, *, what: str) -> Any:
+    """Parse JSON strictly: UTF-8, no duplicate keys, no NaN/Infinity, bounded depth."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except RecursionError as e:
+        raise MalformedEvidenceError(f"{what}: JSON nested too deeply") from e
+    except (ValueError, UnicodeDecodeError) as e:
+        raise MalformedEvidenceError(f"{what}: not valid JSON ({e})") from e
+    if _depth(obj, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise MalformedEvidenceError(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH}")
+    return obj
+
+
+def b64decode(value: object, *, what: str, urlsafe_ok: bool = False) -> bytes:
+    """Decode standard base64 (and URL-safe base64 when ``urlsafe_ok``), strictly."""
+    if not isinstance(value, str):
+        raise MalformedEvidenceError(f"{what}: expected a base64 string")
+    # Line breaks are tolerated (``base64`` wraps at 76 columns; Go's decoder skips them).
+    text = "".join(value.split())
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        if not urlsafe_ok:
+            raise MalformedEvidenceError(f"{what}: invalid base64") from None
+    padded = text + "=" * (-len(text) % 4)
+    if any(c in padded for c in "+/"):
+        raise MalformedEvidenceError(f"{what}: invalid base64")
+    try:
+        return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise MalformedEvidenceError(f"{what}: invalid base64") from e
+
+
+def require_dict(value: object, *, what: str) -> dict[str, Any]:
+    """``value`` as a JSON object, or a MalformedEvidenceError naming ``what``."""
+    if not isinstance(value, dict):
+        raise MalformedEvidenceError(f"{what}: expected a JSON object")
+    return value
+
+
+def require_str(value: object, *, what: str) -> str:
+    """``value`` as a string, or a MalformedEvidenceError naming ``what``."""
+    if not isinstance(value, str):
+        raise MalformedEvidenceError(f"{what}: expected a string")
+    return value
+
+
+def require_int(value: object, *, what: str, minimum: int | None = 0) -> int:
+    """An integer given as a JSON number or a decimal string (protobuf int64 JSON)."""
+    if isinstance(value, bool):
+        raise MalformedEvidenceError(f"{what}: expected an integer")
+    if isinstance(value, int):
+        out = value
+    elif isinstance(value, str) and _INT_RE.fullmatch(value):
+        out = int(value)
+    else:
+        raise MalformedEvidenceError(f"{what}: expected an integer")
+    if minimum is not None and out < minimum:
+        raise MalformedEvidenceError(f"{what}: must be >= {minimum}, got {out}")
+    if out >= 2**63:
+        raise MalformedEvidenceError(f"{what}: out of int64 range")
+    return out

@@ -1,0 +1,1 @@
+"""Trust material: keys, keyrings with validity windows, sigstore trusted roots."""

@@ -1,0 +1,1 @@
+"""The verification plans. Imports nothing that opens a socket."""

@@ -1,0 +1,235 @@
+"""The command line as a user meets it: exit codes, one-line errors, no network."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from dhi_offline.cli.main import main
+from tests.conftest import CONFORMANCE, DEFAULT_IDENTITY, DEFAULT_ISSUER
+
+HAPPY = CONFORMANCE / "happy-path-v0.3" / "bundle.sigstore.json"
+MANAGED = CONFORMANCE / "managed-key-happy-path"
+A_TXT = CONFORMANCE / "a.txt"
+A_DIGEST = "sha256:a0cfc71271d6e278e57cd332ff957c3f7043fdda354c4cbb190a30d56efa01bf"
+KEYLESS = ["--certificate-identity", DEFAULT_IDENTITY, "--certificate-oidc-issuer", DEFAULT_ISSUER]
+
+
+def run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_keyless_by_file_and_by_digest_agree() -> None:
+    code, out, _ = run(["sigstore", "verify-bundle", "--bundle", str(HAPPY), *KEYLESS, str(A_TXT)])
+    assert code == 0 and out.startswith(f"OK: {A_DIGEST}")
+    code, out, _ = run(
+        [
+            "sigstore",
+            "verify-bundle",
+            "--bundle",
+            str(HAPPY),
+            *KEYLESS,
+            "--format",
+            "json",
+            A_DIGEST,
+        ]
+    )
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["verified"] is True and doc["artifact"] == A_DIGEST
+    assert doc["signer"] == DEFAULT_IDENTITY
+    assert doc["tlogEntries"][0]["logIndex"] == 79571823
+    assert doc["tlogEntries"][0]["checkpointOrigin"].startswith("rekor.sigstore.dev - ")
+
+
+def test_key_signed_bundle() -> None:
+    code, out, _ = run(
+        [
+            "sigstore",
+            "verify-bundle",
+            "--bundle",
+            str(MANAGED / "bundle.sigstore.json"),
+            "--key",
+            str(MANAGED / "key.pub"),
+            str(A_TXT),
+        ]
+    )
+    assert code == 0, out
+    assert "signed by key:" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "needle"),
+    [
+        (
+            ["sigstore", "verify-bundle", "--bundle", "/nonexistent.json", *KEYLESS, str(A_TXT)],
+            2,
+            "cannot read bundle",
+        ),
+        (["sigstore", "verify-bundle", "--bundle", str(HAPPY), str(A_TXT)], 2, "give --key"),
+        (
+            ["sigstore", "verify-bundle", "--bundle", str(HAPPY), *KEYLESS, "sha256:abc"],
+            2,
+            "sha256:<64 hex",
+        ),
+        (
+            [
+                "sigstore",
+                "verify-bundle",
+                "--bundle",
+                str(HAPPY),
+                *KEYLESS,
+                "--trusted-root",
+                str(A_TXT),
+                str(A_TXT),
+            ],
+            2,
+            "trusted root",
+        ),
+        (["sigstore", "verify-bundle", "--bundle", str(HAPPY), *KEYLESS, "/etc"], 2, "artifact"),
+        (
+            ["sigstore", "verify-bundle", "--bundle", str(HAPPY), "--key", str(A_TXT), str(A_TXT)],
+            2,
+            "public key",
+        ),
+        (
+            [
+                "sigstore",
+                "verify-bundle",
+                "--bundle",
+                str(HAPPY),
+                *KEYLESS[:2],
+                "--certificate-oidc-issuer",
+                "https://accounts.google.com",
+                str(A_TXT),
+            ],
+            1,
+            "identity",
+        ),
+        (
+            [
+                "sigstore",
+                "verify-bundle",
+                "--bundle",
+                str(HAPPY),
+                *KEYLESS,
+                str(CONFORMANCE / "README.md"),
+            ],
+            1,
+            "subject",
+        ),
+    ],
+)
+def test_errors_are_one_line_with_the_right_code(argv: list[str], code: int, needle: str) -> None:
+    got, _, err = run(argv)
+    assert got == code, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert needle in lines[0]
+    assert "Traceback" not in err
+
+
+def test_verbose_adds_a_traceback() -> None:
+    code, _, err = run(
+        [
+            "--verbose",
+            "sigstore",
+            "verify-bundle",
+            "--bundle",
+            str(HAPPY),
+            *KEYLESS,
+            str(CONFORMANCE / "README.md"),
+        ]
+    )
+    assert code == 1
+    assert "Traceback" in err and "SubjectMismatchError" in err
+
+
+def test_usage_error_from_typer_is_exit_2() -> None:
+    code, _, _ = run(["sigstore", "verify-bundle", "--no-such-flag"])
+    assert code == 2
+
+
+def test_demo_runs_offline() -> None:
+    code, out, err = run(["demo"])
+    assert code == 0, err
+    assert out.count("VERIFIED") == 2 and out.count("REFUSED") == 1
+
+
+def _cli() -> list[str]:
+    return [sys.executable, "-m", "dhi_offline"]
+
+
+def _unshare_works() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not _unshare_works(), reason="unshare -n is not permitted here")
+def test_verify_bundle_with_no_network_at_all(tmp_path: Path) -> None:
+    """The conformance entry point in a network namespace with no interfaces up."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    ok = subprocess.run(
+        [
+            "unshare",
+            "-n",
+            *_cli(),
+            "sigstore",
+            "verify-bundle",
+            "--bundle",
+            str(HAPPY),
+            *KEYLESS,
+            str(A_TXT),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run(
+        [
+            "unshare",
+            "-n",
+            *_cli(),
+            "sigstore",
+            "verify-bundle",
+            "--bundle",
+            str(CONFORMANCE / "signature-mismatch_fail" / "bundle.sigstore.json"),
+            *KEYLESS,
+            str(A_TXT),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert bad.returncode == 1
+    assert bad.stderr.count("\n") == 1 and "signature" in bad.stderr
+    # Proof that the namespace really has no network: a connection attempt fails.
+    probe = subprocess.run(
+        [
+            "unshare",
+            "-n",
+            sys.executable,
+            "-c",
+            "import socket; socket.create_connection(('127.0.0.1', 9), timeout=2)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert probe.returncode != 0 and ("unreachable" in probe.stderr or "refused" in probe.stderr)
