@@ -41,7 +41,6 @@ from dhi_offline.errors import (
     TimestampError,
     TransparencyLogError,
     UsageError,
-    ValidityWindowError,
 )
 from dhi_offline.evidence.certificate import (
     CertificateIdentity,
@@ -52,19 +51,12 @@ from dhi_offline.evidence.certificate import (
 )
 from dhi_offline.evidence.dsse import IN_TOTO_PAYLOAD_TYPE, verify_envelope
 from dhi_offline.evidence.intoto import Statement, parse_statement
-from dhi_offline.evidence.sigstore_bundle import SigstoreBundle, TlogEntry
+from dhi_offline.evidence.sigstore_bundle import SigstoreBundle
 from dhi_offline.evidence.timestamp import verify_timestamps
-from dhi_offline.tlog.body import SignedContent, body_as_b64, verify_entry_body
-from dhi_offline.tlog.checkpoint import (
-    parse_checkpoint,
-    verify_checkpoint,
-    verify_checkpoint_matches,
-)
-from dhi_offline.tlog.merkle import leaf_hash, verify_inclusion
-from dhi_offline.tlog.set import verify_signed_entry_timestamp
+from dhi_offline.tlog.body import SignedContent
 from dhi_offline.trust.keys import PublicKey, from_crypto
-from dhi_offline.trust.timerange import format_rfc3339
-from dhi_offline.trust.trusted_root import LogInstance, TrustedRoot
+from dhi_offline.trust.trusted_root import TrustedRoot
+from dhi_offline.verify.tlog import VerifiedLogEntry, verify_log_entry
 
 
 @dataclass(frozen=True)
@@ -106,18 +98,6 @@ class KeylessPolicy:
 
     identity: str
     issuer: str
-
-
-@dataclass(frozen=True)
-class VerifiedLogEntry:
-    """A log entry that verified, and how."""
-
-    log_url: str
-    log_index: int
-    integrated_time: int | None
-    """Set only when a verified SET vouches for it."""
-    inclusion_proof: bool
-    checkpoint_origin: str | None
 
 
 @dataclass(frozen=True)
@@ -217,7 +197,7 @@ def verify_sigstore_bundle(
     verified_entries: list[VerifiedLogEntry] = []
     set_times: list[datetime] = []
     for entry in bundle.tlog_entries:
-        verified, when = _verify_entry(entry, content, trusted_root)
+        verified, when = verify_log_entry(entry, content, trusted_root)
         verified_entries.append(verified)
         if when is not None:
             set_times.append(when)
@@ -263,84 +243,6 @@ def verify_sigstore_bundle(
         signing_times=times,
         log_entries=tuple(verified_entries),
         rejected_timestamps=tuple(tsa.rejected),
-    )
-
-
-def _find_log(entry: TlogEntry, trusted_root: TrustedRoot) -> LogInstance:
-    logs = [t for t in trusted_root.tlog_by_id(entry.log_id) if t.key is not None]
-    if not logs:
-        raise TransparencyLogError(
-            f"entry {entry.log_index} is from log {entry.log_id.hex()[:16]}…, "
-            "which the trusted root does not know"
-        )
-    return logs[0]
-
-
-def _verify_entry(
-    entry: TlogEntry, content: SignedContent, trusted_root: TrustedRoot
-) -> tuple[VerifiedLogEntry, datetime | None]:
-    """Verify one entry (step 3); returns it and its integrated time if a SET vouches for it."""
-    log = _find_log(entry, trusted_root)
-    verify_entry_body(kind=entry.kind, version=entry.version, body=entry.body, content=content)
-
-    when: datetime | None = None
-    if entry.signed_entry_timestamp is not None:
-        verify_signed_entry_timestamp(
-            body_b64=body_as_b64(entry.body),
-            integrated_time=entry.integrated_time,
-            log_index=entry.log_index,
-            log_id=entry.log_id,
-            signature=entry.signed_entry_timestamp,
-            log=log,
-        )
-        when = datetime.fromtimestamp(entry.integrated_time, UTC)
-        if not log.valid_for.contains(when):
-            raise ValidityWindowError(
-                f"entry {entry.log_index} was integrated at {format_rfc3339(when)}, "
-                f"outside the validity of log {log.base_url}"
-            )
-
-    origin: str | None = None
-    proof = entry.inclusion_proof
-    if proof is not None:
-        lh = leaf_hash(entry.body)
-        if proof.checkpoint is not None:
-            verify_inclusion(
-                leaf_hash=lh,
-                index=proof.log_index,
-                tree_size=proof.tree_size,
-                proof=proof.hashes,
-                root=proof.root_hash,
-            )
-            checkpoint = parse_checkpoint(proof.checkpoint)
-            verify_checkpoint(checkpoint, log)
-            verify_checkpoint_matches(
-                checkpoint, root_hash=proof.root_hash, tree_size=proof.tree_size
-            )
-            origin = checkpoint.origin
-        else:
-            # v0.1 bundles may carry a proof without a checkpoint: its root is not signed,
-            # so it adds no trust, but it must still lead to the root it states.
-            verify_inclusion(
-                leaf_hash=lh,
-                index=proof.log_index,
-                tree_size=proof.tree_size,
-                proof=proof.hashes,
-                root=proof.root_hash,
-            )
-    if when is None and origin is None:
-        raise TransparencyLogError(
-            f"entry {entry.log_index} has neither a signed entry timestamp nor a signed checkpoint"
-        )
-    return (
-        VerifiedLogEntry(
-            log_url=log.base_url,
-            log_index=entry.log_index,
-            integrated_time=entry.integrated_time if when is not None else None,
-            inclusion_proof=origin is not None,
-            checkpoint_origin=origin,
-        ),
-        when,
     )
 
 
