@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,15 +32,24 @@ from dhi_offline.evidence.predicates import (
     read_vulnerabilities,
 )
 
+
 # Aliases usable in `attestations.required`, for predicates that come in several types.
-ALIASES = {
-    "tests": lambda t: t == TESTS_PREDICATE,
+def _is_tests(t: str) -> bool:
+    return t == TESTS_PREDICATE
+
+
+def _is_vulns(t: str) -> bool:
+    return t in (VULNS_PREDICATE, SCOUT_VULNS_PREDICATE)
+
+
+ALIASES: dict[str, Callable[[str], bool]] = {
+    "tests": _is_tests,
     "sbom": is_sbom,
     "provenance": is_provenance,
     "vex": is_vex,
-    "vulnerabilities": lambda t: t in (VULNS_PREDICATE, SCOUT_VULNS_PREDICATE),
+    "vulnerabilities": _is_vulns,
 }
-_KEYS = {
+_KEYS: dict[str, type] = {
     "name": str,
     "required_platforms": list,
     "require_tlog": bool,
@@ -48,7 +58,7 @@ _KEYS = {
     "tests": dict,
     "vulnerabilities": dict,
 }
-_SECTION_KEYS = {
+_SECTION_KEYS: dict[str, dict[str, type]] = {
     "attestations": {"required": list},
     "tests": {"require_passed": bool},
     "vulnerabilities": {"max": dict, "apply_vex": bool},
@@ -214,8 +224,8 @@ def evaluate_platform(
 
     types = [e.predicate_type for e in evidence]
     for req in policy.required_predicates:
-        match = ALIASES.get(req, lambda t, r=req: t == r)
-        if not any(match(t) for t in types):
+        match = ALIASES.get(req)
+        if not any(match(t) if match else t == req for t in types):
             violate(req, "required attestation", "no verified attestation of this type")
 
     tests = [e for e in evidence if e.predicate_type == TESTS_PREDICATE]
