@@ -143,3 +143,69 @@ class ValidityWindowError(VerificationError):
     """A key, log or authority was used outside the time it was trusted for."""
 
     step = "validity window"
+
+
+class RekorError(DhiError):
+    """A transparency log could not be reached or answered with an error (export side).
+
+    ``url`` is the request that failed; ``status`` the last HTTP status, if any.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, url: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+class RegistryError(DhiError):
+    """A registry or OCI layout could not give what was asked for.
+
+    The message names the registry (or layout), the repository and the object
+    requested, on one line; the transport's own exception is chained, never shown.
+    """
+
+    exit_code = 2
+
+
+class RegistryAuthError(RegistryError):
+    """The registry or its token server refused us: no, wrong or insufficient credentials."""
+
+
+class RegistryNotFoundError(RegistryError):
+    """The repository, tag, manifest or blob does not exist where it was looked for."""
+
+
+class DigestMismatchError(RegistryError):
+    """The bytes served do not match the digest or size they were requested by."""
+
+    exit_code = 1
+
+
+class SizeLimitError(RegistryError):
+    """An object is larger than the limit set for it; the download was stopped early."""
+
+
+class BundleFormatError(VerificationError):
+    """An evidence bundle (``.dhi.tar.zst``) is not a well-formed format-v1 archive."""
+
+    step = "bundle format"
+
+
+class ManifestSignatureError(BundleFormatError):
+    """The bundle manifest is not signed, or not by a trusted exporter key."""
+
+    step = "bundle signature"
+
+
+class MemberIntegrityError(BundleFormatError):
+    """A bundle member is unlisted, missing, duplicated, or differs from the manifest."""
+
+    step = "bundle member"
+
+
+class BundleLimitError(BundleFormatError):
+    """A bundle exceeds a size, count or compression-ratio limit of the reader."""
+
+    step = "bundle limits"

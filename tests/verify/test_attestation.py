@@ -1,0 +1,258 @@
+"""verify_attestation on evidence written by the test publisher in all three layouts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from dhi_offline.errors import (
+    LogEntryBindingError,
+    MalformedEvidenceError,
+    SignatureError,
+    SubjectMismatchError,
+    TransparencyLogError,
+    ValidityWindowError,
+    VerificationError,
+)
+from dhi_offline.evidence.records import AttestationRecord, MemoryBlobStore, SignatureRef, record_id
+from dhi_offline.trust.keyring import Keyring, KeyringEntry
+from dhi_offline.trust.keys import from_crypto
+from dhi_offline.trust.trusted_root import TrustedRoot
+from dhi_offline.verify.attestation import PublisherTrust, verify_attestation
+from tests.support.publisher import (
+    CTRF_TESTS,
+    Published,
+    TestPublisher,
+    ctrf_tests,
+    cyclonedx_sbom,
+    make_image,
+)
+from tests.support.rekor_double import RekorDouble
+
+NOW = datetime(2026, 11, 27, tzinfo=UTC)
+
+
+@pytest.fixture
+def world() -> tuple[TestPublisher, RekorDouble, PublisherTrust]:
+    rekor = RekorDouble()
+    publisher = TestPublisher(rekor=rekor)
+    ring = Keyring("test", (KeyringEntry("publisher", from_crypto(publisher.public_key)),))
+    trust = PublisherTrust(
+        keyring=ring, trusted_root=TrustedRoot.from_bytes(rekor.trusted_root_json())
+    )
+    return publisher, rekor, trust
+
+
+def store_of(*published: Published) -> MemoryBlobStore:
+    store = MemoryBlobStore()
+    for p in published:
+        for digest, (_, data) in p.objects().items():
+            store.blobs[digest] = data
+    return store
+
+
+def record_for(
+    p: Published, *, subject: str | None = None, layer_index: int = 0
+) -> AttestationRecord:
+    att = p.attestation
+    layer = att.layer_descriptors()[layer_index]["digest"]
+    layout = {"dhi": "dhi-scout"}.get(p.layout, p.layout)
+    sigs: tuple[SignatureRef, ...] = ()
+    if p.signature_manifest is not None:
+        sm = p.signature_manifest
+        sigs = (SignatureRef(sm.digest, sm.layer_descriptors()[0]["digest"]),)
+    subj = subject or p.subject.digest
+    return AttestationRecord(
+        id=record_id(layout, subj, att.digest, layer),
+        layout=layout,  # type: ignore[arg-type]
+        image=p.subject.digest,
+        platform="linux/amd64",
+        subject=subj,
+        manifest=att.digest,
+        layer=layer,
+        predicate_type=None,
+        source="test",
+        signatures=sigs,
+    )
+
+
+def test_dhi_layout_with_set_verifies(
+    world: tuple[TestPublisher, RekorDouble, PublisherTrust],
+) -> None:
+    publisher, _, trust = world
+    image = make_image("dhi.io/python")
+    p = publisher.dhi_attestation(image.ref, CTRF_TESTS, ctrf_tests(["runs"]))
+    result = verify_attestation(record_for(p), blobs=store_of(p), trust=trust, at=NOW)
+    assert result.predicate_type == CTRF_TESTS
+    assert result.signer == "publisher"
+    assert result.tlog_status == "set-only"
+    assert result.signing_times
+
+
+def test_dhi_layout_without_rekor_is_recorded_absent(
+    world: tuple[TestPublisher, RekorDouble, PublisherTrust],
+) -> None:
+    publisher, _, trust = world
+    image = make_image("dhi.io/python")
+    p = publisher.dhi_attestation(image.ref, CTRF_TESTS, ctrf_tests(["runs"]), log=False)
+    result = verify_attestation(record_for(p), blobs=store_of(p), trust=trust, at=NOW)
+    assert result.tlog_status == "absent" and result.signing_times == ()
+
+
+def test_completed_inclusion_proof_is_verified(
+    world: tuple[TestPublisher, RekorDouble, PublisherTrust],
+) -> None:
+    publisher, rekor, trust = world
+    image = make_image("dhi.io/python")
+    p = publisher.dhi_attestation(image.ref, CTRF_TESTS, ctrf_tests(["runs"]))
+    (entry,) = p.log_entries
+    body = next(iter(entry.values()))
+    raw = json.dumps(rekor.entry(body["logIndex"])).encode()
+    completions = {(body["logID"], body["logIndex"]): raw}
+    result = verify_attestation(
+        record_for(p), blobs=store_of(p), trust=trust, at=NOW, completions=completions
+    )
+    assert result.tlog_status == "inclusion-proof"
+    # A stored Rekor entry for another body is refused, not silently ignored.
+    other = publisher.dhi_attestation(image.ref, CTRF_TESTS, ctrf_tests(["other"]))
+    other_body = next(iter(other.log_entries[0].values()))
+    wrong = {
+        (body["logID"], body["logIndex"]): json.dumps(rekor.entry(other_body["logIndex"])).encode()
+    }
+    with pytest.raises(TransparencyLogError, match="not the signed entry"):
+        verify_attestation(record_for(p), blobs=store_of(p), trust=trust, at=NOW, completions=wrong)
+
+
+def test_cosign_att_and_sigstore_bundle_layouts(
+    world: tuple[TestPublisher, RekorDouble, PublisherTrust],
+) -> None:
+    publisher, _, trust = world
+    image = make_image("ghcr.io/org/app")
+    att = publisher.cosign_att(
+        image.ref,
+        [
+            (CTRF_TESTS, ctrf_tests(["a"])),
+            ("https://cyclonedx.org/bom/v1.6", cyclonedx_sbom(image.ref, 3)),
+        ],
+    )
+    for i, ptype in enumerate((CTRF_TESTS, "https://cyclonedx.org/bom/v1.6")):
+        result = verify_attestation(
+            record_for(att, layer_index=i), blobs=store_of(att), trust=trust, at=NOW
+        )
+        assert result.predicate_type == ptype and result.tlog_status == "set-only"
+    bundle = publisher.bundle_attestation(image.ref, CTRF_TESTS, ctrf_tests(["a"]), tlog="proof")
+    result = verify_attestation(record_for(bundle), blobs=store_of(bundle), trust=trust, at=NOW)
+    assert result.tlog_status == "inclusion-proof"
+
+
+@pytest.mark.parametrize("layout", ["dhi", "cosign-att", "sigstore-bundle"])
+def test_mix_and_match_between_images_is_refused(
+    layout: str, world: tuple[TestPublisher, RekorDouble, PublisherTrust]
+) -> None:
+    publisher, _, trust = world
+    a, b = make_image("dhi.io/python", seed="a"), make_image("dhi.io/python", seed="b")
+    if layout == "dhi":
+        p = publisher.dhi_attestation(a.ref, CTRF_TESTS, ctrf_tests(["runs"]))
+    elif layout == "cosign-att":
+        p = publisher.cosign_att(a.ref, [(CTRF_TESTS, ctrf_tests(["runs"]))])
+    else:
+        p = publisher.bundle_attestation(a.ref, CTRF_TESTS, ctrf_tests(["runs"]))
+    with pytest.raises(SubjectMismatchError):
+        verify_attestation(
+            record_for(p, subject=b.ref.digest), blobs=store_of(p), trust=trust, at=NOW
+        )
+
+
+def test_unpinned_key_and_tampering(
+    world: tuple[TestPublisher, RekorDouble, PublisherTrust],
+) -> None:
+    publisher, rekor, trust = world
+    image = make_image("dhi.io/python")
+    attacker = TestPublisher(rekor=rekor)
+    p = attacker.dhi_attestation(image.ref, CTRF_TESTS, ctrf_tests(["runs"]))
+    with pytest.raises(SignatureError, match="pinned publisher key"):
+        verify_attestation(record_for(p), blobs=store_of(p), trust=trust, at=NOW)
+    report = ctrf_tests(["runs", "x"], failing=["x"])
+    good = publisher.dhi_attestation(image.ref, CTRF_TESTS, report)
+    store = store_of(good)
+    rec = record_for(good)
+    store.blobs[rec.layer] = store.blobs[rec.layer].replace(b'"failed"', b'"passed"')
+    with pytest.raises(VerificationError):
+        verify_attestation(rec, blobs=store, trust=trust, at=NOW)
+
+
+def test_signature_over_another_attestation_manifest(
+    world: tuple[TestPublisher, RekorDouble, PublisherTrust],
+) -> None:
+    publisher, _, trust = world
+    image = make_image("dhi.io/python")
+    one = publisher.dhi_attestation(image.ref, CTRF_TESTS, ctrf_tests(["one"]))
+    report = ctrf_tests(["two", "bad"], failing=["bad"])
+    two = publisher.dhi_attestation(image.ref, CTRF_TESTS, report)
+    # Present attestation two with attestation one's (valid) signature.
+    rec = record_for(two)
+    swapped = AttestationRecord(**{**rec.__dict__, "signatures": record_for(one).signatures})
+    with pytest.raises(VerificationError):
+        verify_attestation(swapped, blobs=store_of(one, two), trust=trust, at=NOW)
+
+
+def test_inactive_key_without_verified_time_is_refused(
+    world: tuple[TestPublisher, RekorDouble, PublisherTrust],
+) -> None:
+    publisher, _, trust = world
+    retired = Keyring(
+        "test",
+        (
+            KeyringEntry(
+                "dhi-1-like",
+                from_crypto(publisher.public_key),
+                status="inactive",
+                not_after=datetime(2025, 4, 16, tzinfo=UTC),
+            ),
+        ),
+    )
+    image = make_image("dhi.io/python")
+    p = publisher.dhi_attestation(image.ref, CTRF_TESTS, ctrf_tests(["runs"]), log=False)
+    with pytest.raises(ValidityWindowError, match="dhi-1-like"):
+        verify_attestation(
+            record_for(p),
+            blobs=store_of(p),
+            trust=PublisherTrust(retired, trust.trusted_root),
+            at=NOW,
+        )
+
+
+def test_log_entry_for_other_payload_is_refused(
+    world: tuple[TestPublisher, RekorDouble, PublisherTrust],
+) -> None:
+    publisher, _, trust = world
+    image = make_image("dhi.io/python")
+    one = publisher.dhi_attestation(image.ref, CTRF_TESTS, ctrf_tests(["one"]))
+    two = publisher.dhi_attestation(image.ref, CTRF_TESTS, ctrf_tests(["two"]))
+    # Graft attestation one's (valid, logged) bundle annotation onto two's signature layer.
+    sm_two = json.loads(two.signature_manifest.data)  # type: ignore[union-attr]
+    sm_one = json.loads(one.signature_manifest.data)  # type: ignore[union-attr]
+    key = "dev.sigstore.cosign/bundle"
+    sm_two["layers"][0]["annotations"][key] = sm_one["layers"][0]["annotations"][key]
+    data = json.dumps(sm_two).encode()
+    store = store_of(two)
+    digest = store.put(data)
+    rec = record_for(two)
+    grafted = AttestationRecord(
+        **{**rec.__dict__, "signatures": (SignatureRef(digest, rec.signatures[0].layer),)}
+    )
+    with pytest.raises(LogEntryBindingError):
+        verify_attestation(grafted, blobs=store, trust=trust, at=NOW)
+
+
+def test_missing_blob_is_malformed(
+    world: tuple[TestPublisher, RekorDouble, PublisherTrust],
+) -> None:
+    publisher, _, trust = world
+    p = publisher.dhi_attestation(make_image("x").ref, CTRF_TESTS, ctrf_tests(["runs"]))
+    store = store_of(p)
+    del store.blobs[record_for(p).layer]
+    with pytest.raises(MalformedEvidenceError):
+        verify_attestation(record_for(p), blobs=store, trust=trust, at=NOW)
