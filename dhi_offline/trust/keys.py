@@ -178,7 +178,8 @@ def load_any(data: bytes) -> PublicKey:
     if stripped.startswith(b"-----BEGIN"):
         return load_pem(stripped)
     try:
-        return load_der(stripped)
+        # DER is binary: never strip it (a key may end in a byte that looks like space).
+        return load_der(data)
     except TrustMaterialError:
         pass
     try:
