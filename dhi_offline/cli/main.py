@@ -16,6 +16,7 @@ import typer
 
 from dhi_offline import __version__
 from dhi_offline.cli import demo as demo_cmd
+from dhi_offline.cli import export as export_cmd
 from dhi_offline.cli import sigstore as sigstore_cmd
 from dhi_offline.errors import DhiError
 
@@ -31,6 +32,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.command("export")(export_cmd.export)
+app.add_typer(export_cmd.keys_app, name="keys")
 app.add_typer(sigstore_cmd.app, name="sigstore")
 app.command("demo")(demo_cmd.demo)
 

@@ -1,0 +1,329 @@
+"""``dhi-offline export`` and ``dhi-offline keys``: the connected side."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dhi_offline.bundle.signing import generate_keypair, load_private_key
+from dhi_offline.cli.inputs import load_trusted_root, read_file
+from dhi_offline.cli.state import default_state_dir
+from dhi_offline.errors import UsageError
+from dhi_offline.export.run import ExportConfig, ExportResult, ImageRequest, run_export
+from dhi_offline.oci.client import RegistryClient
+from dhi_offline.oci.mediatypes import Platform
+from dhi_offline.oci.reference import Reference, parse_reference
+from dhi_offline.oci.source import RegistrySource, open_source
+from dhi_offline.tlog.rekor_client import RekorClient
+from dhi_offline.trust.keyring import Keyring, KeyringEntry, shipped_dhi_keyring
+from dhi_offline.trust.keys import load_pem
+from dhi_offline.trust.tuf import production_trusted_root
+from dhi_offline.verify.policy import parse_duration
+
+SCOUT_REGISTRY = "registry.scout.docker.com"
+_H_IMAGES = "Image references, or oci-layout:DIR[:TAG|@DIGEST]."
+_H_SIGNING_KEY = "Exporter private key (PEM) that signs the bundle."
+_H_OUTPUT = "Bundle path (default bundles/<name>.dhi.tar.zst)."
+_H_PLATFORM = "OS/ARCH[/VARIANT]; repeatable. Default: every platform."
+_H_ATT_FROM = (
+    "REGISTRY[/PREFIX] holding the attestations (default for dhi.io: registry.scout.docker.com)."
+)
+_H_KEY = "Publisher public key (PEM file or URL); repeatable. Default: the shipped DHI keyring."
+_H_ROOT = "trusted_root.json (default: Sigstore public-good via TUF, else the shipped copy)."
+_H_REKOR = "Rekor to complete SET-only entries from (default: the log's URL in the trusted root)."
+_H_NO_REKOR = "Do not contact Rekor; SET-only entries stay SET-only."
+_H_INSECURE = "HOST[:PORT] spoken to over plain HTTP; repeatable (loopback is plain HTTP already)."
+_H_EXPIRES = "Bundle lifetime, e.g. 30d, 12h."
+_H_ALLOW = "UNSAFE: pack evidence that failed verification, flagged as such."
+keys_app = typer.Typer(help="Exporter signing keys.", no_args_is_help=True)
+
+
+class OutputFormat(StrEnum):
+    """Output formats."""
+
+    text = "text"
+    json = "json"
+
+
+def default_attestation_source(ref: Reference) -> str | None:
+    """Where Docker Hardened Images keep their attestations (formats.md §1.2).
+
+    ``dhi.io/<repo>`` -> ``registry.scout.docker.com/dhi/<repo>``;
+    ``docker.io/<org>/dhi-<name>`` -> ``registry.scout.docker.com/<org>/dhi-<name>``.
+    """
+    if ref.registry == "dhi.io":
+        return f"{SCOUT_REGISTRY}/dhi/{ref.repository}"
+    if ref.repository.rsplit("/", 1)[-1].startswith("dhi-"):
+        return f"{SCOUT_REGISTRY}/{ref.repository}"
+    return None
+
+
+def attestation_repository(ref: Reference, attestations_from: str) -> Reference:
+    """``REGISTRY[/PREFIX]`` applied to ``ref``: the same repository path under PREFIX."""
+    registry, _, prefix = attestations_from.partition("/")
+    repo = f"{prefix.strip('/')}/{ref.repository}" if prefix else ref.repository
+    if not registry or ("." not in registry and ":" not in registry and registry != "localhost"):
+        raise UsageError(
+            f"--attestations-from {attestations_from!r} must start with a registry host"
+        )
+    return Reference(registry=registry, repository=repo, tag=None, digest=None)
+
+
+def _keyring(keys: list[str], client_timeout: float = 20.0) -> Keyring:
+    if not keys:
+        return shipped_dhi_keyring()
+    ring = Keyring(name="publisher keys given with --key")
+    for i, k in enumerate(keys):
+        if k.startswith(("https://", "http://")):
+            try:
+                resp = httpx.get(k, timeout=client_timeout, follow_redirects=True)
+                resp.raise_for_status()
+            except httpx.HTTPError as e:
+                raise UsageError(f"cannot fetch key {k}: {e}") from e
+            data = resp.content[: 1024 * 1024]
+        else:
+            data = read_file(Path(k), what="public key", limit=1024 * 1024)
+        ring = ring.with_entry(KeyringEntry(name=f"key-{i + 1}", key=load_pem(data)))
+    return ring
+
+
+def export(
+    images: Annotated[
+        list[str],
+        typer.Argument(metavar="IMAGE...", help=_H_IMAGES),
+    ],
+    signing_key: Annotated[
+        Path,
+        typer.Option("--signing-key", help=_H_SIGNING_KEY),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help=_H_OUTPUT),
+    ] = None,
+    platform: Annotated[
+        list[str] | None,
+        typer.Option("--platform", help=_H_PLATFORM),
+    ] = None,
+    attestations_from: Annotated[
+        str | None,
+        typer.Option(
+            "--attestations-from",
+            help=_H_ATT_FROM,
+        ),
+    ] = None,
+    key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--key",
+            help=_H_KEY,
+        ),
+    ] = None,
+    trusted_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--trusted-root",
+            help=_H_ROOT,
+        ),
+    ] = None,
+    rekor_url: Annotated[
+        str | None,
+        typer.Option(
+            "--rekor-url",
+            help=_H_REKOR,
+        ),
+    ] = None,
+    no_rekor: Annotated[
+        bool,
+        typer.Option("--no-rekor", help=_H_NO_REKOR),
+    ] = False,
+    insecure_registry: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--insecure-registry",
+            help=_H_INSECURE,
+        ),
+    ] = None,
+    expires: Annotated[str, typer.Option("--expires", help=_H_EXPIRES)] = "30d",
+    allow_unverified: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unverified",
+            help=_H_ALLOW,
+        ),
+    ] = False,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.text,
+) -> None:
+    """Collect images, attestations, log proofs and keys into one signed bundle.
+
+    Exit 0 when everything verified, 1 when some evidence failed verification (it is
+    left out unless --allow-unverified), 2 for usage or registry errors.
+    """
+    if rekor_url and no_rekor:
+        raise UsageError("--rekor-url and --no-rekor are alternatives")
+    platforms = tuple(Platform.parse(p) for p in platform) if platform else None
+    private_key = load_private_key(signing_key)
+    console = Console(stderr=True, quiet=output_format is OutputFormat.json)
+    warnings: list[str] = []
+    if trusted_root is not None:
+        root = load_trusted_root(trusted_root)
+    else:
+        root, note = production_trusted_root()
+        if note:
+            warnings.append(note)
+            console.print(f"[yellow]warning:[/] {note}")
+    client = RegistryClient(insecure_registries=insecure_registry or ())
+    requests: list[ImageRequest] = []
+    for text in images:
+        ref = parse_reference(text)
+        source, what = open_source(ref, client)
+        att_sources = []
+        if isinstance(ref, Reference):
+            target = attestations_from or default_attestation_source(ref)
+            if target:
+                att_ref = (
+                    attestation_repository(ref, attestations_from)
+                    if attestations_from
+                    else parse_reference(target)
+                )
+                assert isinstance(att_ref, Reference)
+                att_sources.append(RegistrySource(client, att_ref))
+        elif attestations_from:
+            raise UsageError("--attestations-from applies to registry images, not oci-layout:")
+        requests.append(ImageRequest(str(ref), what, source, tuple(att_sources)))
+    now = datetime.now(UTC).replace(microsecond=0)
+    epoch_text = os.environ.get("SOURCE_DATE_EPOCH")
+    epoch = int(epoch_text) if epoch_text and epoch_text.isdigit() else None
+    if epoch is not None:
+        now = datetime.fromtimestamp(epoch, UTC)
+    out_path = output or Path("bundles") / f"{_slug(requests[0].reference)}.dhi.tar.zst"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def make_rekor(base_url: str) -> RekorClient:
+        return RekorClient(rekor_url or base_url)
+
+    config = ExportConfig(
+        output=out_path,
+        signing_key=private_key,
+        keyring=_keyring(key or []),
+        trusted_root=root,
+        now=now,
+        expires=parse_duration(expires),
+        state_dir=default_state_dir(),
+        platforms=platforms,
+        rekor=None if no_rekor else make_rekor,
+        allow_unverified=allow_unverified,
+        source_date_epoch=epoch,
+    )
+
+    def on_event(kind: str, message: str) -> None:
+        style = {"image": "bold", "warning": "yellow", "failed": "red", "step": "dim"}[kind]
+        prefix = {
+            "image": "exporting",
+            "warning": "warning:",
+            "failed": "NOT VERIFIED:",
+            "step": " ",
+        }[kind]
+        if kind == "warning":
+            warnings.append(message)
+        console.print(f"[{style}]{prefix} {message}[/]", highlight=False)
+
+    try:
+        with console.status("collecting evidence", spinner="dots"):
+            result = run_export(requests, config, on_event)
+    finally:
+        client.close()
+    result.warnings.extend(warnings)
+    _render(result, output_format)
+    if result.failed and not allow_unverified:
+        raise typer.Exit(1)
+
+
+def _slug(reference: str) -> str:
+    tail = reference.rsplit("/", 1)[-1]
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in tail).strip("-") or "bundle"
+
+
+def _render(result: ExportResult, output_format: OutputFormat) -> None:
+    if output_format is OutputFormat.json:
+        typer.echo(json.dumps(export_summary(result), indent=2, sort_keys=True))
+        return
+    console = Console()
+    table = Table(title="exported evidence", show_lines=False)
+    for col in ("image", "digest", "platforms", "attestations"):
+        table.add_column(col)
+    for img in result.images:
+        count = sum(1 for r in result.verified if r.record.image == img.digest)
+        plats = ", ".join(p.platform or "(single)" for p in img.platforms)
+        table.add_row(img.reference, img.digest[:19] + "…", plats, str(count))
+    console.print(table)
+    for ptype, n in result.by_predicate.items():
+        console.print(f"  {n:4d}  {ptype}")
+    cov = result.tlog_coverage
+    console.print(
+        f"log proofs: {cov['inclusion-proof']} with inclusion proof, {cov['set-only']} SET only, "
+        f"{cov['absent']} not logged; {result.completed_entries} completed from Rekor"
+    )
+    if result.failed:
+        console.print(
+            f"[red]{len(result.failed)} attestation(s) failed verification[/]"
+            + (" and were packed flagged UNVERIFIED" if result.flags else " and were left out")
+        )
+    console.print(f"bundle: {result.bundle.path} ({result.bundle.size} bytes)")
+    console.print(f"sha256: {result.bundle.sha256}  sequence: {result.sequence}")
+
+
+def export_summary(result: ExportResult) -> dict[str, object]:
+    """The JSON form of an export's outcome (documented in docs/cli.md)."""
+    return {
+        "bundle": {
+            "path": str(result.bundle.path),
+            "size": result.bundle.size,
+            "sha256": result.bundle.sha256,
+        },
+        "sequence": result.sequence,
+        "flags": list(result.flags),
+        "images": [
+            {
+                "reference": img.reference,
+                "digest": img.digest,
+                "platforms": [{"platform": p.platform, "digest": p.digest} for p in img.platforms],
+            }
+            for img in result.images
+        ],
+        "attestations": {
+            "verified": len(result.verified),
+            "failed": len(result.failed),
+            "byPredicateType": result.by_predicate,
+        },
+        "failures": [
+            {"id": r.id, "platform": r.platform, "reason": why} for r, why in result.failed
+        ],
+        "tlog": {**result.tlog_coverage, "completedFromRekor": result.completed_entries},
+        "warnings": result.warnings,
+    }
+
+
+@keys_app.command("generate")
+def keys_generate(
+    output: Annotated[
+        Path, typer.Option("--output", help="PREFIX: writes PREFIX.pem (0600) and PREFIX.pub.")
+    ],
+) -> None:
+    """Generate an ECDSA P-256 key pair for signing bundles."""
+    pair = generate_keypair(output)
+    typer.echo(
+        f"private key: {pair.private_key} (mode 0600)\n"
+        f"public key:  {pair.public_key}\n"
+        f"key id:      {pair.key_id}"
+    )

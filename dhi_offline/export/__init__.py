@@ -1,0 +1,1 @@
+"""Export: resolve images, discover their evidence, complete log proofs, write the bundle."""

@@ -1,0 +1,149 @@
+"""Export from an OCI layout (no registry): contents, determinism, failure handling."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from dhi_offline.bundle.reader import inspect_bundle
+from dhi_offline.cli.main import main
+from dhi_offline.demo import build_sample_layout
+
+ROOT = (
+    Path(__file__).resolve().parents[2]
+    / "dhi_offline"
+    / "data"
+    / "trusted_root"
+    / "production.json"
+)
+
+
+def run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DHI_OFFLINE_STATE_DIR", str(tmp_path / "state"))
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "publisher.pub").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    build_sample_layout(tmp_path / "layout", key)
+    assert run(["keys", "generate", "--output", str(tmp_path / "exporter")])[0] == 0
+    return tmp_path
+
+
+def export_argv(d: Path, out: str, *extra: str) -> list[str]:
+    return [
+        "export",
+        f"oci-layout:{d / 'layout'}:3.13",
+        "--signing-key",
+        str(d / "exporter.pem"),
+        "--key",
+        str(d / "publisher.pub"),
+        "--trusted-root",
+        str(ROOT),
+        "--no-rekor",
+        "-o",
+        str(d / out),
+        "--format",
+        "json",
+        *extra,
+    ]
+
+
+def test_export_json_summary_and_manifest(sample: Path) -> None:
+    code, out, err = run(export_argv(sample, "a.dhi.tar.zst"))
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["attestations"] == {
+        "verified": 10,
+        "failed": 0,
+        "byPredicateType": {
+            "https://cyclonedx.org/bom/v1.6": 2,
+            "https://in-toto.io/attestation/vulns/v0.1": 2,
+            "https://openvex.dev/ns/v0.2.0": 2,
+            "https://scout.docker.com/tests/v0.1": 2,
+            "https://slsa.dev/provenance/v1": 2,
+        },
+    }
+    assert doc["tlog"]["absent"] == 10
+    assert [p["platform"] for p in doc["images"][0]["platforms"]] == ["linux/amd64", "linux/arm64"]
+    manifest = inspect_bundle(sample / "a.dhi.tar.zst")
+    assert manifest.sequence == doc["sequence"] == 1
+    paths = {m.path for m in manifest.members}
+    assert {"evidence/index.json", "keys/publisher-keyring.json", "keys/trusted_root.json"} <= paths
+    assert sum(1 for p in paths if p.startswith("blobs/sha256/")) >= 1 + 2 + 10 * 4
+
+
+def test_sequence_grows_per_exporter_key(sample: Path) -> None:
+    assert run(export_argv(sample, "a.dhi.tar.zst"))[0] == 0
+    assert run(export_argv(sample, "b.dhi.tar.zst"))[0] == 0
+    assert inspect_bundle(sample / "b.dhi.tar.zst").sequence == 2
+
+
+def test_same_inputs_give_byte_identical_bundles(
+    sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    monkeypatch.setenv("DHI_OFFLINE_STATE_DIR", str(sample / "state-a"))
+    assert run(export_argv(sample, "a.dhi.tar.zst"))[0] == 0
+    monkeypatch.setenv("DHI_OFFLINE_STATE_DIR", str(sample / "state-b"))  # same sequence number
+    assert run(export_argv(sample, "b.dhi.tar.zst"))[0] == 0
+    assert (sample / "a.dhi.tar.zst").read_bytes() == (sample / "b.dhi.tar.zst").read_bytes()
+
+
+def test_unpinned_publisher_key_leaves_evidence_out_and_exits_1(sample: Path) -> None:
+    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    (sample / "other.pub").write_bytes(
+        other.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    argv = export_argv(sample, "c.dhi.tar.zst")
+    argv[argv.index("--key") + 1] = str(sample / "other.pub")
+    code, out, _ = run(argv)
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["attestations"]["verified"] == 0 and doc["attestations"]["failed"] == 10
+    assert "pinned publisher key" in doc["failures"][0]["reason"]
+    code, out, _ = run([*argv[:-2], "--format", "json", "--allow-unverified"])
+    assert code == 0
+    assert json.loads(out)["flags"] == ["allow-unverified"]
+    assert inspect_bundle(sample / "c.dhi.tar.zst").flags == ("allow-unverified",)
+
+
+def test_unreadable_inputs_leave_nothing_behind(sample: Path) -> None:
+    code, _, err = run(
+        [*export_argv(sample, "d.dhi.tar.zst")[:2], "--signing-key", str(sample / "nope.pem")]
+    )
+    assert code == 2 and err.count("\n") == 1
+    code, _, err = run(
+        [
+            "export",
+            f"oci-layout:{sample / 'missing'}",
+            "--signing-key",
+            str(sample / "exporter.pem"),
+            "-o",
+            str(sample / "e.dhi.tar.zst"),
+            "--no-rekor",
+            "--trusted-root",
+            str(ROOT),
+        ]
+    )
+    assert code == 2 and "Traceback" not in err
+    assert not (sample / "d.dhi.tar.zst").exists() and not (sample / "e.dhi.tar.zst").exists()
+    assert not [p for p in os.listdir(sample) if p.startswith(".") and "tmp" in p]
