@@ -46,6 +46,10 @@ EVIDENCE_PREFIX: Final = "evidence/"
 EVIDENCE: Final = "evidence/index.json"
 """Index of images to their attestations; its semantics belong to the verifier."""
 
+SIGSTORE_BUNDLE_TEMPLATE: Final = "evidence/sigstore/{id}.sigstore.json"
+"""A standard sigstore bundle (v0.3) for a Rekor-backed cosign signature, written so
+other Sigstore clients can verify the same evidence; informative, never required."""
+
 # -- content-addressed and per-log members ----------------------------------------------
 
 BLOBS_PREFIX: Final = "blobs/sha256/"
@@ -115,6 +119,13 @@ def tlog_entry_path(log_id_hex: str, index: int) -> str:
     return TLOG_ENTRY_TEMPLATE.format(
         log_id=_check_log_id(log_id_hex), index=_check_index(index, "log index")
     )
+
+
+def sigstore_bundle_path(record_id: str) -> str:
+    """``evidence/sigstore/<record-id>.sigstore.json``."""
+    if not re.fullmatch(r"[0-9a-f]{16,64}", record_id):
+        raise ValueError(f"not a record id: {record_id!r}")
+    return SIGSTORE_BUNDLE_TEMPLATE.format(id=record_id)
 
 
 def checkpoint_path(log_id_hex: str) -> str:

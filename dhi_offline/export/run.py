@@ -11,6 +11,8 @@ The core never prints: it reports through ``on_event``; the CLI renders.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,8 +25,8 @@ from dhi_offline.bundle.manifest import ImageEntry, PlatformImage
 from dhi_offline.bundle.sequence_state import next_sequence
 from dhi_offline.bundle.signing import ExporterPrivateKey, public_key_of
 from dhi_offline.bundle.writer import WrittenBundle, write_bundle
-from dhi_offline.errors import DhiError, RekorError, VerificationError
-from dhi_offline.evidence.cosign import BUNDLE_ANNOTATION, parse_legacy_bundle
+from dhi_offline.errors import DhiError, InputError, RekorError, VerificationError
+from dhi_offline.evidence.cosign import BUNDLE_ANNOTATION, SIGNATURE_ANNOTATION, parse_legacy_bundle
 from dhi_offline.evidence.encoding import loads_json, require_dict
 from dhi_offline.evidence.records import (
     AttestationRecord,
@@ -32,14 +34,22 @@ from dhi_offline.evidence.records import (
     MemoryBlobStore,
     TlogCompletion,
 )
-from dhi_offline.evidence.sigstore_bundle import parse_bundle
+from dhi_offline.evidence.sigstore_bundle import BUNDLE_V03_MEDIA_TYPE, parse_bundle
 from dhi_offline.export.discover import DiscoveredImage, discover_attestations, resolve_image
 from dhi_offline.oci.mediatypes import Platform
 from dhi_offline.oci.source import Source
-from dhi_offline.tlog.rekor_client import RekorClient, verify_rekor_entry
+from dhi_offline.tlog.checkpoint import parse_checkpoint
+from dhi_offline.tlog.consistency import ConsistencyRecord, verify_consistency_record
+from dhi_offline.tlog.rekor_client import (
+    RekorClient,
+    entry_to_bundle_tlog_entry,
+    parse_log_entry,
+    verify_rekor_entry,
+)
 from dhi_offline.trust.keyring import Keyring
 from dhi_offline.trust.trusted_root import TrustedRoot
 from dhi_offline.verify.attestation import AttestationResult, PublisherTrust, verify_attestation
+from dhi_offline.verify.sigstore import Artifact, verify_sigstore_bundle
 
 Event = Callable[[str, str], None]
 """``on_event(kind, message)``: kind is ``image``, ``step``, ``warning`` or ``failed``."""
@@ -187,13 +197,140 @@ def _complete_entries(
             envelope = entry.inclusion_proof.checkpoint if entry.inclusion_proof else None
             if envelope and checkpoint.tree_size > latest.get(log_id.hex(), (0, ""))[0]:
                 latest[log_id.hex()] = (checkpoint.tree_size, envelope)
+    previous = load_checkpoints(config.state_dir)
+    for log_id_hex, (size, envelope) in latest.items():
+        members[layout.checkpoint_path(log_id_hex)] = envelope.encode()
+        old = previous.get(log_id_hex)
+        known = config.trusted_root.tlog_by_id(bytes.fromhex(log_id_hex))
+        if old is None or not known:
+            continue
+        log = known[0]
+        old_size = parse_checkpoint(old).tree_size
+        if old_size >= size:
+            continue
+        client = clients.get(log.base_url) or config.rekor(log.base_url)
+        clients[log.base_url] = client
+        try:
+            proof = client.consistency_proof(old_size, size)
+        except RekorError as e:
+            on_event("warning", f"no consistency proof from {log.base_url}: {e.one_line()}")
+            continue
+        link = ConsistencyRecord(old_checkpoint=old, new_checkpoint=envelope, hashes=proof.hashes)
+        # A log that cannot prove its new tree extends the one we saw before has forked.
+        verify_consistency_record(link, log)
+        members[layout.consistency_path(log_id_hex, old_size, size)] = link.to_json_bytes()
     for client in clients.values():
         client.close()
-    for log_id_hex, (_, envelope) in latest.items():
-        members[layout.checkpoint_path(log_id_hex)] = envelope.encode()
     if completions:
         on_event("step", f"completed {len(completions)} log entries with inclusion proofs")
     return members, completions, lookup
+
+
+def _sigstore_bundles(
+    verified: list[AttestationResult],
+    store: MemoryBlobStore,
+    lookup: dict[tuple[str, int], bytes],
+    config: ExportConfig,
+) -> dict[str, bytes]:
+    """A sigstore bundle v0.3 for every Rekor-backed cosign signature that verified.
+
+    Each bundle is verified with the same key before it is packed: what other clients
+    are given to check must check out here first.
+    """
+    out: dict[str, bytes] = {}
+    for result in verified:
+        record = result.record
+        if record.layout != "dhi-scout" or result.key_id is None:
+            continue
+        key_entry = config.keyring.by_id(result.key_id)
+        if key_entry is None:
+            continue
+        for sig in record.signatures:
+            try:
+                bundle = _bundle_for_signature(
+                    sig.manifest, sig.layer, store, lookup, result.key_id
+                )
+                if bundle is None:
+                    continue
+                verify_sigstore_bundle(
+                    parse_bundle(bundle),
+                    artifact=Artifact.from_bytes(store.get(sig.layer)),
+                    trusted_root=config.trusted_root,
+                    key=key_entry.key,
+                )
+            except DhiError:
+                continue
+            out[layout.sigstore_bundle_path(record.id)] = bundle
+            break
+    return out
+
+
+def _bundle_for_signature(
+    manifest_digest: str,
+    layer_digest: str,
+    store: MemoryBlobStore,
+    lookup: dict[tuple[str, int], bytes],
+    key_id: str,
+) -> bytes | None:
+    doc = require_dict(
+        loads_json(store.get(manifest_digest), what="signature manifest"), what="signature manifest"
+    )
+    for layer in doc.get("layers") or []:
+        if not isinstance(layer, dict) or layer.get("digest") != layer_digest:
+            continue
+        ann = layer.get("annotations") or {}
+        if not isinstance(ann, dict) or not isinstance(ann.get(BUNDLE_ANNOTATION), str):
+            return None
+        legacy = parse_legacy_bundle(ann[BUNDLE_ANNOTATION])
+        raw = lookup.get((legacy.log_id.hex(), legacy.log_index))
+        if raw is None:
+            return None
+        payload = store.get(layer_digest)
+        bundle = {
+            "mediaType": BUNDLE_V03_MEDIA_TYPE,
+            "verificationMaterial": {
+                "publicKey": {"hint": key_id},
+                "tlogEntries": [entry_to_bundle_tlog_entry(parse_log_entry(raw))],
+            },
+            "messageSignature": {
+                "messageDigest": {
+                    "algorithm": "SHA2_256",
+                    "digest": base64.b64encode(hashlib.sha256(payload).digest()).decode(),
+                },
+                "signature": str(ann.get(SIGNATURE_ANNOTATION, "")),
+            },
+        }
+        return json.dumps(bundle, sort_keys=True, indent=1).encode() + b"\n"
+    return None
+
+
+CHECKPOINT_STATE = "checkpoints.json"
+
+
+def load_checkpoints(state_dir: Path) -> dict[str, str]:
+    """The newest checkpoint this exporter packed per log (hex log id -> note)."""
+    try:
+        doc = json.loads((state_dir / CHECKPOINT_STATE).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise InputError(f"exporter state {state_dir / CHECKPOINT_STATE} is unreadable: {e}") from e
+    if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
+        raise InputError(f"exporter state {state_dir / CHECKPOINT_STATE} is malformed")
+    return doc
+
+
+def save_checkpoints(state_dir: Path, members: dict[str, bytes]) -> None:
+    """Remember the checkpoints just packed, for the next export's consistency proofs."""
+    current = load_checkpoints(state_dir)
+    for path, data in members.items():
+        parts = path.split("/")
+        if len(parts) == 3 and parts[0] == "tlog" and parts[2] == "checkpoint.txt":
+            current[parts[1]] = data.decode()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = state_dir / f".{CHECKPOINT_STATE}.tmp"
+    tmp.write_text(json.dumps(current, sort_keys=True, indent=1))
+    tmp.replace(state_dir / CHECKPOINT_STATE)
 
 
 def run_export(requests: list[ImageRequest], config: ExportConfig, on_event: Event) -> ExportResult:
@@ -258,12 +395,13 @@ def run_export(requests: list[ImageRequest], config: ExportConfig, on_event: Eve
         verified.append(result)
         kept.append(record)
 
+    extra = _sigstore_bundles(verified, store, lookup, config)
     members = _members(
         images=images,
         kept=kept,
         store=store,
         completions=completions,
-        tlog_members=tlog_members,
+        tlog_members={**tlog_members, **extra},
         config=config,
     )
     flags = ("allow-unverified",) if config.allow_unverified and failed else ()
@@ -281,6 +419,7 @@ def run_export(requests: list[ImageRequest], config: ExportConfig, on_event: Eve
         source_date_epoch=config.source_date_epoch,
         flags=flags,
     )
+    save_checkpoints(config.state_dir, tlog_members)
     return ExportResult(
         bundle=written,
         sequence=sequence,

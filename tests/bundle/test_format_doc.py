@@ -32,7 +32,13 @@ def test_every_fixed_member_is_in_the_spec() -> None:
 
 
 def test_path_helpers_are_in_the_spec() -> None:
-    for helper in ("blob_path", "tlog_entry_path", "checkpoint_path", "consistency_path"):
+    for helper in (
+        "blob_path",
+        "tlog_entry_path",
+        "checkpoint_path",
+        "consistency_path",
+        "sigstore_bundle_path",
+    ):
         assert helper in DOC
 
 
