@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-SYSTEM_TOOLS := docker-registry skopeo
+SYSTEM_TOOLS := docker-registry skopeo chromium
 
 .PHONY: all venv system-deps lint typecheck unit test demo clean
 
@@ -43,7 +43,7 @@ unit: venv
 test: venv system-deps lint typecheck unit
 
 demo: venv
-	$(PY) -m dhi_offline demo
+	$(PY) -m dhi_offline demo --workdir bundles/demo --output bundles/demo.dhi.tar.zst
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

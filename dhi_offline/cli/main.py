@@ -15,9 +15,13 @@ from typing import Annotated
 import typer
 
 from dhi_offline import __version__
+from dhi_offline.cli import archive as archive_cmd
+from dhi_offline.cli import attest as attest_cmd
 from dhi_offline.cli import demo as demo_cmd
 from dhi_offline.cli import export as export_cmd
 from dhi_offline.cli import sigstore as sigstore_cmd
+from dhi_offline.cli import trust as trust_cmd
+from dhi_offline.cli import verify as verify_cmd
 from dhi_offline.errors import DhiError
 
 app = typer.Typer(
@@ -33,6 +37,12 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("export")(export_cmd.export)
+app.command("verify")(verify_cmd.verify)
+app.command("import")(verify_cmd.import_)
+app.command("inspect")(verify_cmd.inspect)
+app.add_typer(attest_cmd.app, name="attest")
+app.add_typer(trust_cmd.app, name="trust")
+app.add_typer(archive_cmd.app, name="archive")
 app.add_typer(export_cmd.keys_app, name="keys")
 app.add_typer(sigstore_cmd.app, name="sigstore")
 app.command("demo")(demo_cmd.demo)

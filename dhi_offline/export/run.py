@@ -25,7 +25,13 @@ from dhi_offline.bundle.manifest import ImageEntry, PlatformImage
 from dhi_offline.bundle.sequence_state import next_sequence
 from dhi_offline.bundle.signing import ExporterPrivateKey, public_key_of
 from dhi_offline.bundle.writer import WrittenBundle, write_bundle
-from dhi_offline.errors import DhiError, InputError, RekorError, VerificationError
+from dhi_offline.errors import (
+    ConsistencyProofError,
+    DhiError,
+    InputError,
+    RekorError,
+    VerificationError,
+)
 from dhi_offline.evidence.cosign import BUNDLE_ANNOTATION, SIGNATURE_ANNOTATION, parse_legacy_bundle
 from dhi_offline.evidence.encoding import loads_json, require_dict
 from dhi_offline.evidence.records import (
@@ -205,20 +211,31 @@ def _complete_entries(
         if old is None or not known:
             continue
         log = known[0]
-        old_size = parse_checkpoint(old).tree_size
-        if old_size >= size:
+        seen = parse_checkpoint(old)
+        if seen.tree_size == size:
+            if seen.root_hash != parse_checkpoint(envelope).root_hash:
+                raise ConsistencyProofError(
+                    f"{log.base_url} signed two different trees of size {size}: the log forked"
+                )
             continue
+        # Prove the smaller tree is a prefix of the larger, whichever came first.
+        small, large = (old, envelope) if seen.tree_size < size else (envelope, old)
         client = clients.get(log.base_url) or config.rekor(log.base_url)
         clients[log.base_url] = client
         try:
-            proof = client.consistency_proof(old_size, size)
+            proof = client.consistency_proof(
+                parse_checkpoint(small).tree_size, parse_checkpoint(large).tree_size
+            )
         except RekorError as e:
             on_event("warning", f"no consistency proof from {log.base_url}: {e.one_line()}")
             continue
-        link = ConsistencyRecord(old_checkpoint=old, new_checkpoint=envelope, hashes=proof.hashes)
-        # A log that cannot prove its new tree extends the one we saw before has forked.
+        link = ConsistencyRecord(old_checkpoint=small, new_checkpoint=large, hashes=proof.hashes)
+        # A log that cannot prove one tree extends the other has forked.
         verify_consistency_record(link, log)
-        members[layout.consistency_path(log_id_hex, old_size, size)] = link.to_json_bytes()
+        if seen.tree_size < size:
+            members[layout.consistency_path(log_id_hex, seen.tree_size, size)] = (
+                link.to_json_bytes()
+            )
     for client in clients.values():
         client.close()
     if completions:
@@ -326,7 +343,11 @@ def save_checkpoints(state_dir: Path, members: dict[str, bytes]) -> None:
     for path, data in members.items():
         parts = path.split("/")
         if len(parts) == 3 and parts[0] == "tlog" and parts[2] == "checkpoint.txt":
-            current[parts[1]] = data.decode()
+            note = data.decode()
+            old = current.get(parts[1])
+            # Never move the remembered tree head backwards.
+            if old is None or parse_checkpoint(note).tree_size > parse_checkpoint(old).tree_size:
+                current[parts[1]] = note
     state_dir.mkdir(parents=True, exist_ok=True)
     tmp = state_dir / f".{CHECKPOINT_STATE}.tmp"
     tmp.write_text(json.dumps(current, sort_keys=True, indent=1))

@@ -23,6 +23,7 @@ The same function runs at export (before packing) and at import. Plan per record
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -196,7 +197,7 @@ def verify_attestation(
     where = f"attestation {record.id} ({record.platform or 'image'})"
     try:
         if record.layout == "sigstore-bundle":
-            return _sigstore_bundle(record, blobs, trust, at)
+            return _sigstore_bundle(record, blobs, trust, at, completions)
         # (1): the attestation manifest.
         manifest = _manifest(blobs, record.manifest, "attestation manifest")
         _check_subject_field(manifest, record.subject, "attestation manifest")
@@ -321,12 +322,20 @@ def _cosign_att(
 
 
 def _sigstore_bundle(
-    record: AttestationRecord, blobs: BlobStore, trust: PublisherTrust, at: datetime
+    record: AttestationRecord,
+    blobs: BlobStore,
+    trust: PublisherTrust,
+    at: datetime,
+    completions: Mapping[tuple[str, int], bytes],
 ) -> AttestationResult:
     manifest = _manifest(blobs, record.manifest, "bundle manifest")
     _check_subject_field(manifest, record.subject, "bundle manifest")
     _layer(manifest, record.layer, "bundle manifest")
     bundle = parse_bundle(blobs.get(record.layer))
+    # SET-only entries gain the inclusion proof fetched at export, if there is one.
+    bundle = dataclasses.replace(
+        bundle, tlog_entries=tuple(_completed(e, completions) for e in bundle.tlog_entries)
+    )
     if bundle.is_keyless:
         raise SignatureError(
             "keyless sigstore bundles need a certificate identity policy; "

@@ -161,10 +161,15 @@ def test_usage_error_from_typer_is_exit_2() -> None:
     assert code == 2
 
 
-def test_demo_runs_offline() -> None:
-    code, out, err = run(["demo"])
+def test_demo_publishes_exports_and_imports(tmp_path: Path) -> None:
+    code, out, err = run(
+        ["demo", "--workdir", str(tmp_path / "demo"), "--output", str(tmp_path / "demo.dhi.tar.zst")]
+    )
     assert code == 0, err
-    assert out.count("VERIFIED") == 2 and out.count("REFUSED") == 1
+    assert "10 attestations verified and packed" in out
+    assert (tmp_path / "demo" / "report.html").read_text().count("PASS") >= 1
+    lines = (tmp_path / "demo" / "archive" / "log.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["verdict"] == "PASS"
 
 
 def _cli() -> list[str]:

@@ -1,0 +1,181 @@
+"""``dhi-offline attest``: the offline twin of ``docker scout attest list/get``.
+
+Both commands verify the whole bundle first and print only attestations that verified.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dhi_offline.archive.store import Archive
+from dhi_offline.cli.state import default_data_dir
+from dhi_offline.cli.verify import (
+    H_BUNDLE_KEYS,
+    H_ROOT,
+    H_TRUST_EXPORTER,
+    H_TRUST_PUBLISHER,
+    _at,
+    build_trust,
+    run_verification,
+)
+from dhi_offline.errors import UsageError
+from dhi_offline.verify.attestation import AttestationResult
+from dhi_offline.verify.bundle import VerifiedBundle
+
+app = typer.Typer(help="List and read verified attestations of a bundle.", no_args_is_help=True)
+
+
+def _verified(
+    bundle: Path,
+    trust_exporter: list[Path] | None,
+    trust_publisher: list[Path] | None,
+    trusted_root: Path | None,
+    trust_bundle_keys: bool,
+    at: str | None,
+    workdir: Path,
+) -> VerifiedBundle:
+    trust = build_trust(
+        trust_exporter or [], trust_publisher or [], trusted_root, trust_bundle_keys
+    )
+    return run_verification(
+        bundle,
+        trust=trust,
+        policy=None,
+        at=_at(at),
+        archive=Archive(default_data_dir()),
+        allow_rollback=False,
+        workdir=workdir,
+    )
+
+
+def _select(verified: VerifiedBundle, image: str, platform: str | None) -> list[AttestationResult]:
+    """Verified attestations of IMAGE (reference, or index/manifest digest) and platform."""
+    images = [
+        i
+        for i in verified.report.images
+        if image in (i.reference, i.digest)
+        or i.reference.endswith(f"/{image}")
+        or i.reference == image
+    ]
+    if not images:
+        known = ", ".join(i.reference for i in verified.report.images)
+        raise UsageError(f"image {image!r} is not in the bundle (it has: {known})")
+    out: list[AttestationResult] = []
+    for img in images:
+        for plat in img.platforms:
+            if platform is not None and plat.platform != platform:
+                continue
+            out.extend(
+                verified.results[a.id]
+                for a in plat.attestations
+                if a.verified and a.id in verified.results
+            )
+    if (
+        platform is not None
+        and not out
+        and not any(p.platform == platform for i in images for p in i.platforms)
+    ):
+        raise UsageError(f"platform {platform} is not in the bundle for {image}")
+    return out
+
+
+@app.command("list")
+def list_attestations(
+    bundle: Annotated[Path, typer.Argument(help="The .dhi.tar.zst bundle.")],
+    image: Annotated[str, typer.Argument(help="Image reference as exported, or its digest.")],
+    platform: Annotated[str | None, typer.Option("--platform", help="os/arch[/variant].")] = None,
+    output_json: Annotated[
+        bool, typer.Option("--json", "--format-json", help="Print JSON.")
+    ] = False,
+    trust_exporter: Annotated[
+        list[Path] | None, typer.Option("--trust-exporter", help=H_TRUST_EXPORTER)
+    ] = None,
+    trust_publisher: Annotated[
+        list[Path] | None, typer.Option("--trust-publisher", help=H_TRUST_PUBLISHER)
+    ] = None,
+    trusted_root: Annotated[Path | None, typer.Option("--trusted-root", help=H_ROOT)] = None,
+    trust_bundle_keys: Annotated[
+        bool, typer.Option("--trust-bundle-keys", help=H_BUNDLE_KEYS)
+    ] = False,
+    at: Annotated[str | None, typer.Option("--at", help="Reference time (RFC 3339).")] = None,
+) -> None:
+    """List the verified attestations of an image (predicate type, platform, signer, log)."""
+    workdir = Path(tempfile.mkdtemp(prefix="dhi-offline-"))
+    try:
+        verified = _verified(
+            bundle, trust_exporter, trust_publisher, trusted_root, trust_bundle_keys, at, workdir
+        )
+        results = _select(verified, image, platform)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    rows = [
+        {
+            "predicateType": r.predicate_type,
+            "platform": r.record.platform,
+            "subject": r.record.subject,
+            "layout": r.record.layout,
+            "signer": r.signer,
+            "keyId": r.key_id,
+            "tlog": r.tlog_status,
+            "id": r.record.id,
+        }
+        for r in results
+    ]
+    if output_json:
+        typer.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    for row in rows:
+        typer.echo(
+            f"{row['platform'] or '-':<14} {row['predicateType']:<46} "
+            f"{row['signer']:<10} {row['tlog']}"
+        )
+
+
+@app.command("get")
+def get(
+    bundle: Annotated[Path, typer.Argument(help="The .dhi.tar.zst bundle.")],
+    image: Annotated[str, typer.Argument(help="Image reference as exported, or its digest.")],
+    predicate_type: Annotated[str, typer.Option("--predicate-type", help="Predicate type URI.")],
+    platform: Annotated[str | None, typer.Option("--platform", help="os/arch[/variant].")] = None,
+    predicate: Annotated[
+        bool, typer.Option("--predicate", help="Print the predicate only, without the statement.")
+    ] = False,
+    trust_exporter: Annotated[
+        list[Path] | None, typer.Option("--trust-exporter", help=H_TRUST_EXPORTER)
+    ] = None,
+    trust_publisher: Annotated[
+        list[Path] | None, typer.Option("--trust-publisher", help=H_TRUST_PUBLISHER)
+    ] = None,
+    trusted_root: Annotated[Path | None, typer.Option("--trusted-root", help=H_ROOT)] = None,
+    trust_bundle_keys: Annotated[
+        bool, typer.Option("--trust-bundle-keys", help=H_BUNDLE_KEYS)
+    ] = False,
+    at: Annotated[str | None, typer.Option("--at", help="Reference time (RFC 3339).")] = None,
+) -> None:
+    """Print a verified in-toto statement (or its predicate) of an image, as JSON."""
+    workdir = Path(tempfile.mkdtemp(prefix="dhi-offline-"))
+    try:
+        verified = _verified(
+            bundle, trust_exporter, trust_publisher, trusted_root, trust_bundle_keys, at, workdir
+        )
+        results = [
+            r for r in _select(verified, image, platform) if r.predicate_type == predicate_type
+        ]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if not results:
+        raise UsageError(
+            f"no verified {predicate_type} attestation for {image}"
+            + (f" {platform}" if platform else "")
+        )
+    if len({r.record.subject for r in results}) > 1:
+        raise UsageError("the image has several platforms: choose one with --platform")
+    for r in results:
+        doc = r.statement.predicate if predicate else json.loads(r.statement.raw)
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))

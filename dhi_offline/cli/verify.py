@@ -1,0 +1,364 @@
+"""``verify``, ``import``, ``inspect``, ``attest``: the air-gapped side. No network, ever."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from dhi_offline.archive.store import Archive
+from dhi_offline.bundle.reader import inspect_bundle
+from dhi_offline.cli.inputs import load_trusted_root, read_file
+from dhi_offline.cli.state import default_config_dir, default_data_dir
+from dhi_offline.errors import InputError, UsageError
+from dhi_offline.report.ctrf import render_ctrf
+from dhi_offline.report.html import render_html
+from dhi_offline.report.jsonreport import render_json
+from dhi_offline.report.text import render_text
+from dhi_offline.trust.keyring import KeyringEntry, keyring_from_json, shipped_dhi_keyring
+from dhi_offline.trust.keys import load_pem
+from dhi_offline.trust.store import TrustStore
+from dhi_offline.trust.timerange import format_rfc3339, parse_rfc3339
+from dhi_offline.verify.bundle import (
+    BundleTrust,
+    VerifiedBundle,
+    VerifyOptions,
+    receipt_for,
+    verify_bundle_file,
+)
+from dhi_offline.verify.policy import Policy, parse_policy
+from dhi_offline.verify.result import VerificationReport
+
+BUILTIN_POLICIES = ("dhi-default",)
+
+
+class ReportFormat(StrEnum):
+    """Report formats on standard output."""
+
+    text = "text"
+    json = "json"
+    ctrf = "ctrf"
+
+
+H_TRUST_EXPORTER = "Exporter public key (PEM) to trust in addition to the trust store; repeatable."
+H_TRUST_PUBLISHER = (
+    "Publisher public key (PEM), or a keyring (.json: keys with status and validity), "
+    "trusted in addition to the DHI keyring and the store; repeatable."
+)
+H_ROOT = "trusted_root.json to trust (default: the Sigstore production root shipped with the tool)."
+H_BUNDLE_KEYS = "UNSAFE: also trust the publisher keys and trusted root the bundle carries."
+H_POLICY = "Policy TOML file, or a built-in name (dhi-default)."
+H_AT = "Reference time (RFC 3339) instead of now, for expiry, key windows and evidence age."
+H_HTML = "Also write the self-contained HTML audit report to this path."
+H_ARCHIVE = "Evidence archive directory (default: the user data directory)."
+
+
+def load_policy(name_or_path: str) -> Policy:
+    """A built-in policy by name, or a TOML file."""
+    if name_or_path in BUILTIN_POLICIES:
+        data = (
+            resources.files("dhi_offline") / "data" / "policies" / f"{name_or_path}.toml"
+        ).read_bytes()
+        return parse_policy(data, source=name_or_path)
+    path = Path(name_or_path)
+    return parse_policy(read_file(path, what="policy", limit=1024 * 1024), source=str(path))
+
+
+def build_trust(
+    trust_exporter: list[Path],
+    trust_publisher: list[Path],
+    trusted_root: Path | None,
+    trust_bundle_keys: bool,
+    config_dir: Path | None = None,
+) -> BundleTrust:
+    """Everything pinned on this host, plus the keys given on the command line.
+
+    Raises:
+        UsageError: no exporter key is pinned at all.
+    """
+    store = TrustStore(config_dir or default_config_dir())
+    exporters: dict[str, tuple[str, object]] = {}
+    for pinned in store.by_role("exporter"):
+        exporters[pinned.key_id] = (pinned.name, pinned.key)
+    for path in trust_exporter:
+        key = load_pem(read_file(path, what="exporter key", limit=1024 * 1024))
+        exporters[key.key_id] = (path.name, key)
+    if not exporters:
+        raise UsageError(
+            "no exporter key is trusted: pin one with "
+            "'dhi-offline trust add KEY.pub --role exporter' or pass --trust-exporter KEY.pub"
+        )
+    publishers = shipped_dhi_keyring()
+    for pinned in store.by_role("publisher"):
+        publishers = publishers.with_entry(KeyringEntry(pinned.name, pinned.key))
+    for path in trust_publisher:
+        data = read_file(path, what="publisher key", limit=1024 * 1024)
+        if path.suffix == ".json":
+            # A keyring document: keys with a status and a validity window.
+            for entry in keyring_from_json(data).entries:
+                publishers = publishers.with_entry(entry)
+        else:
+            publishers = publishers.with_entry(KeyringEntry(path.name, load_pem(data)))
+    overlap = set(exporters) & {e.key_id for e in publishers.entries}
+    if overlap:
+        raise UsageError("a key cannot be trusted both as exporter and as publisher")
+    root = load_trusted_root(trusted_root)
+    return BundleTrust(
+        exporters=exporters,  # type: ignore[arg-type]
+        publishers=publishers,
+        trusted_root=root,
+        trusted_root_source=str(trusted_root)
+        if trusted_root
+        else "shipped Sigstore production root",
+        trust_bundle_keys=trust_bundle_keys,
+    )
+
+
+def _at(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        return parse_rfc3339(value, what="--at")
+    except InputError as e:
+        raise UsageError(e.message) from e
+
+
+def run_verification(
+    bundle: Path,
+    *,
+    trust: BundleTrust,
+    policy: Policy | None,
+    at: datetime,
+    archive: Archive,
+    allow_rollback: bool,
+    workdir: Path,
+) -> VerifiedBundle:
+    """Verify with the archive's rollback state (read-only here)."""
+    if not bundle.is_file():
+        raise InputError(f"cannot read bundle {bundle}: no such file")
+    return verify_bundle_file(
+        bundle,
+        trust=trust,
+        options=VerifyOptions(
+            at=at,
+            policy=policy,
+            allow_rollback=allow_rollback,
+            last_sequences={
+                k: v for k, v in archive.state()["sequences"].items() if isinstance(v, int)
+            },
+            seen_checkpoints=archive.seen_checkpoints(),
+        ),
+        workdir=workdir,
+    )
+
+
+def _emit(report: VerificationReport, output: ReportFormat, html: Path | None) -> None:
+    if html is not None:
+        tmp = html.with_name(f".{html.name}.tmp")
+        tmp.write_text(render_html(report), encoding="utf-8")
+        tmp.replace(html)
+    if output is ReportFormat.json:
+        typer.echo(render_json(report))
+    elif output is ReportFormat.ctrf:
+        typer.echo(render_ctrf(report))
+    else:
+        render_text(report, Console())
+
+
+def _common(
+    bundle: Path,
+    trust_exporter: list[Path] | None,
+    trust_publisher: list[Path] | None,
+    trusted_root: Path | None,
+    trust_bundle_keys: bool,
+    policy: str,
+    at: str | None,
+    archive_dir: Path | None,
+    allow_rollback: bool,
+    record: bool,
+    output: ReportFormat,
+    html: Path | None,
+) -> None:
+    trust = build_trust(
+        trust_exporter or [], trust_publisher or [], trusted_root, trust_bundle_keys
+    )
+    parsed_policy = load_policy(policy)
+    when = _at(at)
+    archive = Archive(archive_dir or default_data_dir())
+    workdir = Path(tempfile.mkdtemp(prefix="dhi-offline-"))
+    try:
+        verified = run_verification(
+            bundle,
+            trust=trust,
+            policy=parsed_policy,
+            at=when,
+            archive=archive,
+            allow_rollback=allow_rollback,
+            workdir=workdir,
+        )
+        report = verified.report
+        manifest = verified.opened.manifest
+        if record:
+            receipt = receipt_for(report, allow_rollback=allow_rollback)
+            stored = archive.record_import(
+                bundle_file=bundle,
+                bundle_sha256=report.bundle_sha256,
+                receipt=receipt,
+                verdict=report.verdict,
+                when=when,
+                exporter_key_id=report.trust.exporter_key_id,
+                sequence=manifest.sequence,
+                checkpoints=verified.checkpoints,
+            )
+            report = report.with_receipt(stored)
+        _emit(report, output, html)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="The .dhi.tar.zst bundle.")],
+    trust_exporter: Annotated[
+        list[Path] | None, typer.Option("--trust-exporter", help=H_TRUST_EXPORTER)
+    ] = None,
+    trust_publisher: Annotated[
+        list[Path] | None, typer.Option("--trust-publisher", help=H_TRUST_PUBLISHER)
+    ] = None,
+    trusted_root: Annotated[Path | None, typer.Option("--trusted-root", help=H_ROOT)] = None,
+    trust_bundle_keys: Annotated[
+        bool, typer.Option("--trust-bundle-keys", help=H_BUNDLE_KEYS)
+    ] = False,
+    policy: Annotated[str, typer.Option("--policy", help=H_POLICY)] = "dhi-default",
+    at: Annotated[str | None, typer.Option("--at", help=H_AT)] = None,
+    output: Annotated[
+        ReportFormat, typer.Option("--format", help="Report format.")
+    ] = ReportFormat.text,
+    html: Annotated[Path | None, typer.Option("--html", help=H_HTML)] = None,
+    archive_dir: Annotated[Path | None, typer.Option("--archive", help=H_ARCHIVE)] = None,
+) -> None:
+    """Verify a bundle offline and apply policy; record nothing.
+
+    Exit 0: verified and policy passed. 1: verification or policy failed. 2: usage or
+    unreadable input. Refuses bundles older than one already imported (rollback).
+    """
+    _common(
+        bundle,
+        trust_exporter,
+        trust_publisher,
+        trusted_root,
+        trust_bundle_keys,
+        policy,
+        at,
+        archive_dir,
+        False,
+        False,
+        output,
+        html,
+    )
+
+
+def import_(
+    bundle: Annotated[Path, typer.Argument(help="The .dhi.tar.zst bundle.")],
+    trust_exporter: Annotated[
+        list[Path] | None, typer.Option("--trust-exporter", help=H_TRUST_EXPORTER)
+    ] = None,
+    trust_publisher: Annotated[
+        list[Path] | None, typer.Option("--trust-publisher", help=H_TRUST_PUBLISHER)
+    ] = None,
+    trusted_root: Annotated[Path | None, typer.Option("--trusted-root", help=H_ROOT)] = None,
+    trust_bundle_keys: Annotated[
+        bool, typer.Option("--trust-bundle-keys", help=H_BUNDLE_KEYS)
+    ] = False,
+    policy: Annotated[str, typer.Option("--policy", help=H_POLICY)] = "dhi-default",
+    at: Annotated[str | None, typer.Option("--at", help=H_AT)] = None,
+    output: Annotated[
+        ReportFormat, typer.Option("--format", help="Report format.")
+    ] = ReportFormat.text,
+    html: Annotated[Path | None, typer.Option("--html", help=H_HTML)] = None,
+    archive_dir: Annotated[Path | None, typer.Option("--archive", help=H_ARCHIVE)] = None,
+    allow_rollback: Annotated[
+        bool,
+        typer.Option(
+            "--allow-rollback",
+            help="UNSAFE: accept a bundle older than one already imported (recorded).",
+        ),
+    ] = False,
+) -> None:
+    """Verify a bundle, then keep it, a receipt and a hash-chained log line as evidence.
+
+    The receipt is kept whatever the verdict; only a passing import advances the
+    rollback state. Exit codes as for verify.
+    """
+    _common(
+        bundle,
+        trust_exporter,
+        trust_publisher,
+        trusted_root,
+        trust_bundle_keys,
+        policy,
+        at,
+        archive_dir,
+        allow_rollback,
+        True,
+        output,
+        html,
+    )
+
+
+def inspect(
+    bundle: Annotated[Path, typer.Argument(help="The .dhi.tar.zst bundle.")],
+    output: Annotated[
+        ReportFormat, typer.Option("--format", help="text or json.")
+    ] = ReportFormat.text,
+) -> None:
+    """Show what a bundle claims to contain, WITHOUT verifying it."""
+    manifest = inspect_bundle(bundle)
+    doc = {
+        "verified": False,
+        "note": "UNVERIFIED: read from the bundle without checking any signature",
+        "formatVersion": manifest.format_version,
+        "toolVersion": manifest.tool_version,
+        "created": format_rfc3339(manifest.created),
+        "expires": format_rfc3339(manifest.expires),
+        "sequence": manifest.sequence,
+        "exporterKeyId": manifest.exporter_key_id,
+        "flags": list(manifest.flags),
+        "images": [
+            {
+                "reference": i.reference,
+                "digest": i.digest,
+                "platforms": [{"platform": p.platform, "digest": p.digest} for p in i.platforms],
+            }
+            for i in manifest.images
+        ],
+        "members": len(manifest.members),
+        "size": manifest.total_size,
+    }
+    if output is ReportFormat.json:
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return
+    console = Console()
+    console.print(
+        "[bold yellow]UNVERIFIED[/] contents as the bundle describes them (nothing was checked)"
+    )
+    console.print(f"exporter key {manifest.exporter_key_id}  sequence {manifest.sequence}")
+    console.print(
+        f"created {doc['created']}  expires {doc['expires']}  tool {manifest.tool_version}"
+    )
+    if manifest.flags:
+        console.print(f"[bold red]flags: {', '.join(manifest.flags)}[/]")
+    for i in manifest.images:
+        console.print(f"{i.reference}  {i.digest}")
+        for p in i.platforms:
+            console.print(f"  {p.platform:<16} {p.digest}")
+    console.print(f"{len(manifest.members)} members, {manifest.total_size} bytes")

@@ -1,0 +1,142 @@
+"""The host's local trust store: pinned exporter and publisher keys, each with one role.
+
+Roles never mix: an exporter key signs bundles (it vouches for what was collected), a
+publisher key signs attestations (it vouches for the image). A key pinned as an
+exporter is never accepted as a publisher, and the reverse; the same key cannot be added
+under both roles. The store is one JSON file, written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from dhi_offline.errors import TrustMaterialError, UsageError
+from dhi_offline.trust.keys import PublicKey, load_pem
+from dhi_offline.trust.timerange import format_rfc3339
+
+Role = Literal["exporter", "publisher"]
+ROLES: frozenset[str] = frozenset({"exporter", "publisher"})
+STORE_FILE = "trust.json"
+
+
+@dataclass(frozen=True)
+class PinnedKey:
+    """One key of the store."""
+
+    key: PublicKey
+    role: Role
+    name: str
+    added: str
+
+    @property
+    def key_id(self) -> str:
+        """Hex SHA-256 of the DER SubjectPublicKeyInfo."""
+        return self.key.key_id
+
+    def to_json(self) -> dict[str, str]:
+        """JSON form (the key inline as PEM)."""
+        return {
+            "keyId": self.key_id,
+            "role": self.role,
+            "name": self.name,
+            "added": self.added,
+            "pem": self.key.pem().decode(),
+        }
+
+
+@dataclass(frozen=True)
+class TrustStore:
+    """The pinned keys in ``directory/trust.json``."""
+
+    directory: Path
+
+    @property
+    def path(self) -> Path:
+        """The store file."""
+        return self.directory / STORE_FILE
+
+    def keys(self) -> list[PinnedKey]:
+        """Every pinned key (empty when the store does not exist yet).
+
+        Raises:
+            TrustMaterialError: the store file is corrupt (never silently reset).
+        """
+        try:
+            doc = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as e:
+            raise TrustMaterialError(f"trust store {self.path} is unreadable: {e}") from e
+        if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
+            raise TrustMaterialError(f"trust store {self.path} is malformed")
+        out: list[PinnedKey] = []
+        for item in doc["keys"]:
+            if not isinstance(item, dict) or item.get("role") not in ROLES:
+                raise TrustMaterialError(f"trust store {self.path}: malformed entry")
+            key = load_pem(str(item.get("pem", "")).encode())
+            if item.get("keyId") != key.key_id:
+                raise TrustMaterialError(f"trust store {self.path}: key id does not match its key")
+            out.append(
+                PinnedKey(
+                    key=key,
+                    role=item["role"],
+                    name=str(item.get("name", "")),
+                    added=str(item.get("added", "")),
+                )
+            )
+        return out
+
+    def by_role(self, role: Role) -> list[PinnedKey]:
+        """The keys pinned for ``role``."""
+        return [k for k in self.keys() if k.role == role]
+
+    def add(self, pem: bytes, *, role: str, name: str | None = None) -> PinnedKey:
+        """Pin a key for a role.
+
+        Raises:
+            UsageError: unknown role, or the key is already pinned (under any role).
+            TrustMaterialError: not a PEM public key.
+        """
+        if role not in ROLES:
+            raise UsageError(f"role must be exporter or publisher, not {role!r}")
+        key = load_pem(pem)
+        keys = self.keys()
+        for k in keys:
+            if k.key_id == key.key_id:
+                raise UsageError(
+                    f"key {key.key_id[:16]} is already pinned as {k.role} ({k.name}); "
+                    "a key has one role"
+                )
+        pinned = PinnedKey(
+            key=key,
+            role=role,  # type: ignore[arg-type]
+            name=name or f"{role}-{key.key_id[:12]}",
+            added=format_rfc3339(datetime.now(UTC).replace(microsecond=0)),
+        )
+        self._write([*keys, pinned])
+        return pinned
+
+    def remove(self, key_id_prefix: str) -> PinnedKey:
+        """Unpin the key whose id starts with ``key_id_prefix`` (at least 8 hex digits).
+
+        Raises:
+            UsageError: no key, or more than one, matches.
+        """
+        if len(key_id_prefix) < 8:
+            raise UsageError("give at least 8 hex digits of the key id")
+        keys = self.keys()
+        matches = [k for k in keys if k.key_id.startswith(key_id_prefix.lower())]
+        if len(matches) != 1:
+            raise UsageError(f"{len(matches)} pinned keys match {key_id_prefix!r}")
+        self._write([k for k in keys if k is not matches[0]])
+        return matches[0]
+
+    def _write(self, keys: list[PinnedKey]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.directory / f".{STORE_FILE}.tmp"
+        tmp.write_text(json.dumps({"keys": [k.to_json() for k in keys]}, indent=1, sort_keys=True))
+        tmp.replace(self.path)

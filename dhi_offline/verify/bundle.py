@@ -1,0 +1,572 @@
+"""The verification plan for an evidence bundle on the air-gapped host.
+
+One reference time (``--at`` or now) is used for every check. The plan, in order:
+
+1. Stream the archive with limits (member count, member and total size, compression
+   ratio), refusing absolute paths, ``..``, links, devices, duplicates and members the
+   manifest does not list (``bundle/reader.py``).
+2. The manifest signature, by a pinned exporter key; before anything else is extracted.
+3. Every member's size and sha256 against the manifest, while streaming.
+4. Freshness and history: the bundle has not expired; its sequence is not lower than the
+   last one imported from the same exporter (rollback), unless ``--allow-rollback``,
+   which is recorded; every checkpoint is signed by its log, and consistent with the
+   checkpoint of that log seen before (the bundle's consistency proofs are verified).
+5. Per image: the stored index and platform manifests match their digests and the
+   manifest's list of platforms.
+6. Per attestation: the verification core (``verify/attestation.py``): a pinned
+   publisher key valid at signing time, the statement's subject equal to that
+   platform's digest (no mix-and-match between images or platforms), the predicate
+   type, the transparency-log proof or its recorded absence.
+7. Policy, per image and platform, over the attestations that verified.
+8. The result: a :class:`~dhi_offline.verify.result.VerificationReport`.
+
+Steps 1-4 refuse the whole bundle (an exception naming the step); steps 5-7 record each
+failure in the report, so one bad attestation is reported next to the good ones, and
+any failure makes the verdict FAIL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from dhi_offline import __version__
+from dhi_offline.bundle import layout
+from dhi_offline.bundle.reader import Limits, OpenedBundle, open_bundle
+from dhi_offline.errors import (
+    CheckpointError,
+    ConsistencyProofError,
+    DhiError,
+    MalformedEvidenceError,
+    TrustMaterialError,
+    VerificationError,
+)
+from dhi_offline.evidence.encoding import loads_json, require_dict
+from dhi_offline.evidence.predicates import TESTS_PREDICATE, read_ctrf, sbom_package_count
+from dhi_offline.evidence.records import (
+    AttestationRecord,
+    DirectoryBlobStore,
+    EvidenceIndex,
+)
+from dhi_offline.tlog.checkpoint import parse_checkpoint, verify_checkpoint
+from dhi_offline.tlog.consistency import ConsistencyRecord, verify_consistency_record
+from dhi_offline.trust.keyring import Keyring, KeyringEntry, keyring_from_json
+from dhi_offline.trust.keys import PublicKey
+from dhi_offline.trust.timerange import format_rfc3339
+from dhi_offline.trust.trusted_root import TrustedRoot
+from dhi_offline.verify.attestation import AttestationResult, PublisherTrust, verify_attestation
+from dhi_offline.verify.policy import (
+    Evidence,
+    Policy,
+    Violation,
+    check_required_platforms,
+    evaluate_platform,
+)
+from dhi_offline.verify.result import (
+    AttestationView,
+    Check,
+    ImageView,
+    PlatformView,
+    TrustSummary,
+    VerificationReport,
+)
+
+
+class ExpiredBundleError(VerificationError):
+    """The bundle is past its expiry at the reference time."""
+
+    step = "4 expiry"
+
+
+class RollbackError(VerificationError):
+    """The bundle is older than one already imported from the same exporter."""
+
+    step = "4 rollback"
+
+
+@dataclass(frozen=True)
+class BundleTrust:
+    """What the host trusts, pinned locally."""
+
+    exporters: Mapping[str, tuple[str, PublicKey]]
+    """Exporter key id -> (name, key)."""
+    publishers: Keyring
+    trusted_root: TrustedRoot
+    trusted_root_source: str
+    trust_bundle_keys: bool = False
+    """UNSAFE: also trust the publisher keys and trusted root the bundle carries."""
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """Options of one verification run."""
+
+    at: datetime
+    policy: Policy | None = None
+    allow_rollback: bool = False
+    last_sequences: Mapping[str, int] = field(default_factory=dict)
+    """Exporter key id -> highest sequence already imported (the archive's state)."""
+    seen_checkpoints: Mapping[str, str] = field(default_factory=dict)
+    limits: Limits | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedBundle:
+    """The report plus what the archive records after an import."""
+
+    report: VerificationReport
+    opened: OpenedBundle
+    checkpoints: dict[str, str]
+    """Log id hex -> newest checkpoint note in the bundle (verified)."""
+    results: dict[str, AttestationResult] = field(default_factory=dict)
+    """Record id -> the verified attestation (statements for ``attest get``)."""
+
+
+def file_sha256(path: Path) -> str:
+    """Streamed SHA-256 of a file."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def verify_bundle_file(
+    path: Path, *, trust: BundleTrust, options: VerifyOptions, workdir: Path
+) -> VerifiedBundle:
+    """Run the plan (module docstring) on ``path``, extracting into ``workdir``.
+
+    Raises:
+        VerificationError: steps 1-4 refused the bundle (typed, naming the step).
+        InputError: the file is unreadable.
+    """
+    checks: list[Check] = []
+    warnings: list[str] = []
+    unsafe: list[str] = []
+    if trust.trust_bundle_keys:
+        unsafe.append(
+            "--trust-bundle-keys: publisher keys and trusted root carried in the bundle "
+            "were trusted"
+        )
+
+    # (1)-(3): archive limits, manifest signature by a pinned exporter key, members.
+    def exporter(key_id: str) -> PublicKey | None:
+        found = trust.exporters.get(key_id)
+        return found[1] if found else None
+
+    opened = open_bundle(path, trusted_exporters=exporter, dest=workdir, limits=options.limits)
+    manifest = opened.manifest
+    exporter_name = trust.exporters[opened.signer.key_id][0]
+    checks.append(Check("1-3 archive", "bundle structure, limits and member hashes", "passed"))
+    checks.append(Check("2 bundle signature", f"signed by exporter {exporter_name}", "passed"))
+
+    # (4): expiry, rollback, checkpoint consistency.
+    if manifest.expires < options.at:
+        raise ExpiredBundleError(
+            f"bundle expired at {format_rfc3339(manifest.expires)} "
+            f"(reference time {format_rfc3339(options.at)})"
+        )
+    if manifest.created > options.at + timedelta(minutes=5):
+        warnings.append(f"bundle was created in the future ({format_rfc3339(manifest.created)})")
+    checks.append(Check("4 expiry", f"valid until {format_rfc3339(manifest.expires)}", "passed"))
+    last = options.last_sequences.get(opened.signer.key_id)
+    if last is not None and manifest.sequence < last:
+        if not options.allow_rollback:
+            raise RollbackError(
+                f"sequence {manifest.sequence} is older than {last}, "
+                f"already imported from exporter {exporter_name}"
+            )
+        unsafe.append(f"--allow-rollback: sequence {manifest.sequence} accepted after {last}")
+        checks.append(Check("4 rollback", "older bundle accepted with --allow-rollback", "skipped"))
+    else:
+        checks.append(Check("4 rollback", f"sequence {manifest.sequence}", "passed"))
+
+    publishers = trust.publishers
+    trusted_root = trust.trusted_root
+    if trust.trust_bundle_keys:
+        publishers, trusted_root = _bundle_keys(opened, publishers, trusted_root, warnings)
+    checkpoints = _check_checkpoints(opened, trusted_root, options, checks, warnings)
+
+    # (5)-(7): images, attestations, policy.
+    blobs = DirectoryBlobStore(opened.root / "blobs")
+    try:
+        index = EvidenceIndex.from_json_bytes((opened.root / layout.EVIDENCE).read_bytes())
+    except FileNotFoundError:
+        index = EvidenceIndex(attestations=())
+        warnings.append("the bundle carries no evidence index")
+    completions: dict[tuple[str, int], bytes] = {}
+    for c in index.completions:
+        member = opened.root / c.path
+        if manifest.member(c.path) is not None and member.is_file():
+            completions[(c.log_id, c.log_index)] = member.read_bytes()
+    ptrust = PublisherTrust(keyring=publishers, trusted_root=trusted_root)
+    all_violations: list[Violation] = []
+    results: dict[str, AttestationResult] = {}
+    images: list[ImageView] = []
+    claimed: set[str] = set()
+    for entry in manifest.images:
+        platforms = _check_image(
+            entry.reference,
+            entry.digest,
+            media_type=entry.media_type,
+            platforms=[(p.platform, p.digest) for p in entry.platforms],
+            blobs=blobs,
+            checks=checks,
+        )
+        views: list[PlatformView] = []
+        for plat, digest in platforms:
+            records = [
+                r for r in index.attestations if r.image == entry.digest and r.subject == digest
+            ]
+            claimed.update(r.id for r in records)
+            views.append(
+                _platform(
+                    entry.reference,
+                    plat,
+                    digest,
+                    records,
+                    blobs=blobs,
+                    trust=ptrust,
+                    options=options,
+                    completions=completions,
+                    checks=checks,
+                    violations=all_violations,
+                    verified=results,
+                )
+            )
+        if options.policy is not None:
+            missing = check_required_platforms(
+                options.policy, image=entry.reference, platforms=[p for p, _ in platforms]
+            )
+            all_violations.extend(missing)
+        images.append(ImageView(entry.reference, entry.digest, entry.media_type, tuple(views)))
+    for r in index.attestations:
+        if r.id not in claimed:
+            checks.append(
+                Check(
+                    "6 attestation",
+                    f"{r.id}: not about any platform of the bundle's images",
+                    "failed",
+                    f"subject {r.subject[:19]}… of image {r.image[:19]}…",
+                )
+            )
+
+    report = VerificationReport(
+        bundle_path=str(path),
+        bundle_sha256=file_sha256(path),
+        bundle_size=path.stat().st_size,
+        format_version=manifest.format_version,
+        exporter_tool_version=manifest.tool_version,
+        created=manifest.created,
+        expires=manifest.expires,
+        sequence=manifest.sequence,
+        reference_time=options.at,
+        trust=TrustSummary(
+            exporter_key_id=opened.signer.key_id,
+            exporter_key_name=exporter_name,
+            publisher_keys=tuple((e.name, e.key_id) for e in publishers.entries),
+            trusted_root=trust.trusted_root_source
+            + (" + bundle" if trust.trust_bundle_keys else ""),
+            trust_bundle_keys=trust.trust_bundle_keys,
+            allow_rollback=options.allow_rollback,
+        ),
+        images=tuple(images),
+        checks=tuple(checks),
+        policy_name=options.policy.name if options.policy else None,
+        policy_sha256=options.policy.sha256 if options.policy else None,
+        policy_rules=tuple(options.policy.rules()) if options.policy else (),
+        violations=tuple(all_violations),
+        warnings=tuple(dict.fromkeys(warnings)),
+        bundle_flags=manifest.flags,
+        unsafe=tuple(unsafe),
+        tool_version=__version__,
+    )
+    return VerifiedBundle(report=report, opened=opened, checkpoints=checkpoints, results=results)
+
+
+def _bundle_keys(
+    opened: OpenedBundle, publishers: Keyring, root: TrustedRoot, warnings: list[str]
+) -> tuple[Keyring, TrustedRoot]:
+    """With --trust-bundle-keys: add the bundle's keyring and use its trusted root."""
+    ring_path = opened.root / layout.KEYRING
+    if ring_path.is_file():
+        carried = keyring_from_json(ring_path.read_bytes())
+        for e in carried.entries:
+            if publishers.by_id(e.key_id) is None:
+                publishers = publishers.with_entry(
+                    KeyringEntry(f"bundle:{e.name}", e.key, e.status, e.not_before, e.not_after)
+                )
+    root_path = opened.root / layout.TRUSTED_ROOT
+    if root_path.is_file():
+        try:
+            root = TrustedRoot.from_bytes(root_path.read_bytes())
+        except TrustMaterialError as e:
+            warnings.append(f"the bundle's trusted root is unusable: {e.message}")
+    return publishers, root
+
+
+def _check_checkpoints(
+    opened: OpenedBundle,
+    root: TrustedRoot,
+    options: VerifyOptions,
+    checks: list[Check],
+    warnings: list[str],
+) -> dict[str, str]:
+    """Step 4: checkpoints signed, and consistent with those seen before."""
+    found: dict[str, str] = {}
+    links: dict[str, list[ConsistencyRecord]] = {}
+    for member in opened.manifest.members:
+        parts = member.path.split("/")
+        if parts[0] != "tlog" or len(parts) < 3:
+            continue
+        log_id_hex = parts[1]
+        if parts[2] == "checkpoint.txt":
+            found[log_id_hex] = (opened.root / member.path).read_text(encoding="utf-8")
+        elif parts[2] == "consistency":
+            data = (opened.root / member.path).read_bytes()
+            links.setdefault(log_id_hex, []).append(ConsistencyRecord.from_json_bytes(data))
+    verified: dict[str, str] = {}
+    for log_id_hex, note in found.items():
+        logs = [t for t in root.tlog_by_id(bytes.fromhex(log_id_hex)) if t.key is not None]
+        if not logs:
+            raise CheckpointError(
+                f"checkpoint of log {log_id_hex[:16]}…, which the trusted root does not know"
+            )
+        log = logs[0]
+        new = parse_checkpoint(note)
+        verify_checkpoint(new, log)
+        for link in links.get(log_id_hex, []):
+            verify_consistency_record(link, log)
+        seen_note = options.seen_checkpoints.get(log_id_hex)
+        if seen_note is not None:
+            seen = parse_checkpoint(seen_note)
+            if seen.tree_size == new.tree_size and seen.root_hash != new.root_hash:
+                raise ConsistencyProofError(
+                    f"log {log.base_url} shows a different tree of size {new.tree_size} "
+                    "than the one imported before: the log forked"
+                )
+            if seen.tree_size < new.tree_size:
+                linked = any(
+                    parse_checkpoint(link.old_checkpoint).root_hash == seen.root_hash
+                    and parse_checkpoint(link.old_checkpoint).tree_size == seen.tree_size
+                    and parse_checkpoint(link.new_checkpoint).root_hash == new.root_hash
+                    for link in links.get(log_id_hex, [])
+                )
+                if linked:
+                    checks.append(
+                        Check(
+                            "4 consistency",
+                            f"{log.base_url}: {seen.tree_size} -> {new.tree_size}",
+                            "passed",
+                        )
+                    )
+                else:
+                    warnings.append(
+                        f"{log.base_url}: no proof links the checkpoint seen before (size "
+                        f"{seen.tree_size}) to this one ({new.tree_size}); consistency not checked"
+                    )
+        checks.append(Check("4 checkpoint", f"{log.base_url} tree size {new.tree_size}", "passed"))
+        if seen_note is None or parse_checkpoint(seen_note).tree_size <= new.tree_size:
+            verified[log_id_hex] = note
+    return verified
+
+
+def _check_image(
+    reference: str,
+    digest: str,
+    *,
+    media_type: str,
+    platforms: list[tuple[str, str]],
+    blobs: DirectoryBlobStore,
+    checks: list[Check],
+) -> list[tuple[str, str]]:
+    """Step 5: the stored index/manifests hash to their digests and list the platforms."""
+    try:
+        doc = require_dict(loads_json(blobs.get(digest), what="image index"), what="image index")
+        if platforms:
+            listed: dict[str, str] = {}
+            for desc in doc.get("manifests") or []:
+                if isinstance(desc, dict) and isinstance(desc.get("platform"), dict):
+                    p = desc["platform"]
+                    name = "/".join(
+                        str(x) for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x
+                    )
+                    listed[str(desc.get("digest"))] = name
+            for plat, pdigest in platforms:
+                if listed.get(pdigest) != plat:
+                    raise MalformedEvidenceError(
+                        f"the index does not list {pdigest[:19]}… as {plat}"
+                    )
+                blobs.get(pdigest)
+        else:
+            platforms = [("", digest)]
+    except DhiError as e:
+        checks.append(
+            Check(
+                "5 image", f"{reference} index and manifests", "failed", e.message, image=reference
+            )
+        )
+        return []
+    checks.append(
+        Check(
+            "5 image",
+            f"{reference}: {len(platforms)} platform manifest(s) match the stored index",
+            "passed",
+            image=reference,
+        )
+    )
+    return platforms
+
+
+def _platform(
+    reference: str,
+    platform: str,
+    digest: str,
+    records: list[AttestationRecord],
+    *,
+    blobs: DirectoryBlobStore,
+    trust: PublisherTrust,
+    options: VerifyOptions,
+    completions: dict[tuple[str, int], bytes],
+    checks: list[Check],
+    violations: list[Violation],
+    verified: dict[str, AttestationResult],
+) -> PlatformView:
+    """Steps 6 and 7 for one platform."""
+    views: list[AttestationView] = []
+    results: list[AttestationResult] = []
+    label = platform or "(single)"
+    for record in records:
+        try:
+            result = verify_attestation(
+                record, blobs=blobs, trust=trust, at=options.at, completions=completions
+            )
+        except VerificationError as e:
+            views.append(
+                AttestationView(
+                    record.id,
+                    record.layout,
+                    record.predicate_type or "unknown",
+                    False,
+                    e.one_line(),
+                )
+            )
+            checks.append(
+                Check(
+                    "6 attestation",
+                    f"{record.predicate_type or record.id}",
+                    "failed",
+                    e.one_line(),
+                    reference,
+                    label,
+                )
+            )
+            continue
+        results.append(result)
+        verified[record.id] = result
+        tests = None
+        if result.predicate_type == TESTS_PREDICATE:
+            try:
+                s = read_ctrf(result.statement.predicate)
+                tests = {
+                    "tests": s.tests,
+                    "passed": s.passed,
+                    "failed": s.failed,
+                    "skipped": s.skipped,
+                }
+            except DhiError:
+                tests = None
+        views.append(
+            AttestationView(
+                id=record.id,
+                layout=record.layout,
+                predicate_type=result.predicate_type,
+                verified=True,
+                signer=result.signer,
+                key_id=result.key_id,
+                tlog_status=result.tlog_status,
+                log_indexes=tuple(e.log_index for e in result.log_entries),
+                signing_times=result.signing_times,
+                tests=tests,
+                package_count=sbom_package_count(result.predicate_type, result.statement.predicate),
+            )
+        )
+        checks.append(
+            Check(
+                "6 attestation",
+                result.predicate_type,
+                "passed",
+                f"signed by {result.signer}; log: {result.tlog_status}",
+                reference,
+                label,
+            )
+        )
+    outcome = None
+    if options.policy is not None:
+        outcome = evaluate_platform(
+            options.policy,
+            image=reference,
+            platform=label,
+            subject=digest,
+            evidence=[
+                Evidence(r.predicate_type, r.statement.predicate, r.tlog_status, r.signing_times)
+                for r in results
+            ],
+            at=options.at,
+        )
+        violations.extend(outcome.violations)
+    vulns = outcome.vulnerabilities if outcome else None
+    return PlatformView(
+        platform=label,
+        digest=digest,
+        attestations=tuple(views),
+        tests=outcome.tests if outcome else None,
+        vulnerabilities_before_vex=vulns.before if vulns else None,
+        vulnerabilities=vulns.after if vulns else None,
+        suppressed_by_vex=vulns.suppressed if vulns else (),
+        violations=tuple(outcome.violations) if outcome else (),
+        warnings=tuple(dict.fromkeys(outcome.warnings)) if outcome else (),
+    )
+
+
+def receipt_for(report: VerificationReport, *, allow_rollback: bool) -> dict[str, object]:
+    """The receipt the archive keeps for an import."""
+    return {
+        "bundleSha256": report.bundle_sha256,
+        "bundleSize": report.bundle_size,
+        "verifiedAt": format_rfc3339(report.reference_time),
+        "toolVersion": report.tool_version,
+        "verdict": report.verdict,
+        "exporterKeyId": report.trust.exporter_key_id,
+        "sequence": report.sequence,
+        "publisherKeys": [list(k) for k in report.trust.publisher_keys],
+        "trustedRoot": report.trust.trusted_root,
+        "policy": {"name": report.policy_name, "sha256": report.policy_sha256},
+        "unsafe": list(report.unsafe),
+        "allowRollback": allow_rollback,
+        "images": [
+            {
+                "reference": i.reference,
+                "digest": i.digest,
+                "platforms": [
+                    {
+                        "platform": p.platform,
+                        "digest": p.digest,
+                        "attestations": sum(1 for a in p.attestations if a.verified),
+                    }
+                    for p in i.platforms
+                ],
+            }
+            for i in report.images
+        ],
+        "violations": [v.one_line() for v in report.violations],
+        "failedChecks": [
+            f"{c.step}: {c.name}: {c.message}" for c in report.checks if c.status == "failed"
+        ],
+    }
+
+
+def report_json_bytes(report: VerificationReport) -> bytes:
+    """The JSON report, deterministic."""
+    return json.dumps(report.to_json(), indent=2, sort_keys=True).encode()
