@@ -163,7 +163,13 @@ def test_usage_error_from_typer_is_exit_2() -> None:
 
 def test_demo_publishes_exports_and_imports(tmp_path: Path) -> None:
     code, out, err = run(
-        ["demo", "--workdir", str(tmp_path / "demo"), "--output", str(tmp_path / "demo.dhi.tar.zst")]
+        [
+            "demo",
+            "--workdir",
+            str(tmp_path / "demo"),
+            "--output",
+            str(tmp_path / "demo.dhi.tar.zst"),
+        ]
     )
     assert code == 0, err
     assert "10 attestations verified and packed" in out
