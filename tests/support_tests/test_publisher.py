@@ -24,6 +24,7 @@ from dhi_offline.tlog.set import verify_signed_entry_timestamp
 from dhi_offline.trust.keys import PublicKey, from_crypto, load_pem
 from dhi_offline.trust.trusted_root import LogInstance, TrustedRoot
 from dhi_offline.verify.sigstore import Artifact, KeylessPolicy, verify_sigstore_bundle
+from tests.conftest import CONFORMANCE
 from tests.support.publisher import (
     ANN_BUNDLE_CONTENT,
     ANN_BUNDLE_PREDICATE_TYPE,
@@ -58,7 +59,7 @@ from tests.support.publisher import (
     sha256_digest,
     slsa_provenance_v1,
 )
-from tests.support.rekor_double import PRODUCTION_ROOT, RekorDouble
+from tests.support.rekor_double import RekorDouble
 
 CLOCK = 1_750_000_000
 
@@ -400,12 +401,12 @@ def test_trusted_root_with_production_material(rekor: RekorDouble) -> None:
     assert len(root.tlogs) == 3
     assert root.certificate_authorities
     assert root.ctlogs
-    # the keyless demo bundle (production Rekor v1 + Fulcio) still verifies with it
-    demo = PRODUCTION_ROOT.parents[1] / "demo"
-    bundle = parse_bundle((demo / "keyless-rekor-v1.sigstore.json").read_bytes())
+    # a real keyless bundle (production Rekor v1 + Fulcio) still verifies with it
+    case = CONFORMANCE / "happy-path-v0.3"
+    bundle = parse_bundle((case / "bundle.sigstore.json").read_bytes())
     verify_sigstore_bundle(
         bundle,
-        artifact=Artifact.from_bytes((demo / "a.txt").read_bytes()),
+        artifact=Artifact.from_bytes((CONFORMANCE / "a.txt").read_bytes()),
         trusted_root=root,
         policy=KeylessPolicy(
             identity="https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-"
