@@ -47,3 +47,8 @@ demo: venv
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+
+# Benchmarks: runs every benchmarks/bench_*.py; each prints its figures (docs/performance.md).
+.PHONY: bench
+bench: venv system-deps
+	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
