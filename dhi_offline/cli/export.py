@@ -11,7 +11,16 @@ from typing import Annotated
 
 import httpx
 import typer
+from rich import filesize
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from dhi_offline.bundle.signing import generate_keypair, load_private_key
@@ -226,21 +235,46 @@ def export(
         source_date_epoch=epoch,
     )
 
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[received]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=output_format is OutputFormat.json,
+    )
+    images_task = progress.add_task("images", total=len(requests), received="")
+    received = [0]
+
+    def on_bytes(n: int) -> None:
+        received[0] += n
+        progress.update(images_task, received=filesize.decimal(received[0]))
+
+    client.progress = on_bytes
+    started = [0]
+
     def on_event(kind: str, message: str) -> None:
-        style = {"image": "bold", "warning": "yellow", "failed": "red", "step": "dim"}[kind]
-        prefix = {
-            "image": "exporting",
-            "warning": "warning:",
-            "failed": "NOT VERIFIED:",
-            "step": " ",
-        }[kind]
+        if kind == "image":
+            if started[0]:
+                progress.advance(images_task)
+            started[0] += 1
+            progress.update(images_task, description=f"exporting {message}")
+            return
+        if kind == "step":
+            return  # too chatty beside a progress bar; the summary has the figures
         if kind == "warning":
             warnings.append(message)
-        console.print(f"[{style}]{prefix} {message}[/]", highlight=False)
+        style, prefix = {"warning": ("yellow", "warning:"), "failed": ("red", "NOT VERIFIED:")}[
+            kind
+        ]
+        progress.console.print(f"[{style}]{prefix} {message}[/]", highlight=False)
 
     try:
-        with console.status("collecting evidence", spinner="dots"):
+        with progress:
             result = run_export(requests, config, on_event)
+            progress.update(images_task, completed=len(requests), description="exported")
     finally:
         client.close()
     result.warnings.extend(warnings)
