@@ -14,16 +14,18 @@ from typing import Annotated
 import typer
 
 from dhi_offline.archive.store import Archive
-from dhi_offline.cli.state import default_data_dir
-from dhi_offline.cli.verify import (
-    H_BUNDLE_KEYS,
-    H_ROOT,
-    H_TRUST_EXPORTER,
-    H_TRUST_PUBLISHER,
-    _at,
-    build_trust,
-    run_verification,
+from dhi_offline.cli.options import (
+    AtOpt,
+    BundleArg,
+    PlatformOpt,
+    TrustBundleKeysOpt,
+    TrustedRootOpt,
+    TrustExporterOpt,
+    TrustOptions,
+    TrustPublisherOpt,
 )
+from dhi_offline.cli.state import default_data_dir
+from dhi_offline.cli.verify import build_trust, parse_at, run_verification
 from dhi_offline.errors import UsageError
 from dhi_offline.verify.attestation import AttestationResult
 from dhi_offline.verify.bundle import VerifiedBundle
@@ -31,23 +33,15 @@ from dhi_offline.verify.bundle import VerifiedBundle
 app = typer.Typer(help="List and read verified attestations of a bundle.", no_args_is_help=True)
 
 
-def _verified(
-    bundle: Path,
-    trust_exporter: list[Path] | None,
-    trust_publisher: list[Path] | None,
-    trusted_root: Path | None,
-    trust_bundle_keys: bool,
-    at: str | None,
-    workdir: Path,
-) -> VerifiedBundle:
-    trust = build_trust(
-        trust_exporter or [], trust_publisher or [], trusted_root, trust_bundle_keys
+def _verified(bundle: Path, trust: TrustOptions, at: str | None, workdir: Path) -> VerifiedBundle:
+    pinned = build_trust(
+        trust.trust_exporter, trust.trust_publisher, trust.trusted_root, trust.trust_bundle_keys
     )
     return run_verification(
         bundle,
-        trust=trust,
+        trust=pinned,
         policy=None,
-        at=_at(at),
+        at=parse_at(at),
         archive=Archive(default_data_dir()),
         allow_rollback=False,
         workdir=workdir,
@@ -87,30 +81,21 @@ def _select(verified: VerifiedBundle, image: str, platform: str | None) -> list[
 
 @app.command("list")
 def list_attestations(
-    bundle: Annotated[Path, typer.Argument(help="The .dhi.tar.zst bundle.")],
+    bundle: BundleArg,
     image: Annotated[str, typer.Argument(help="Image reference as exported, or its digest.")],
-    platform: Annotated[str | None, typer.Option("--platform", help="os/arch[/variant].")] = None,
-    output_json: Annotated[
-        bool, typer.Option("--json", "--format-json", help="Print JSON.")
-    ] = False,
-    trust_exporter: Annotated[
-        list[Path] | None, typer.Option("--trust-exporter", help=H_TRUST_EXPORTER)
-    ] = None,
-    trust_publisher: Annotated[
-        list[Path] | None, typer.Option("--trust-publisher", help=H_TRUST_PUBLISHER)
-    ] = None,
-    trusted_root: Annotated[Path | None, typer.Option("--trusted-root", help=H_ROOT)] = None,
-    trust_bundle_keys: Annotated[
-        bool, typer.Option("--trust-bundle-keys", help=H_BUNDLE_KEYS)
-    ] = False,
-    at: Annotated[str | None, typer.Option("--at", help="Reference time (RFC 3339).")] = None,
+    platform: PlatformOpt = None,
+    output_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    trust_exporter: TrustExporterOpt = None,
+    trust_publisher: TrustPublisherOpt = None,
+    trusted_root: TrustedRootOpt = None,
+    trust_bundle_keys: TrustBundleKeysOpt = False,
+    at: AtOpt = None,
 ) -> None:
     """List the verified attestations of an image (predicate type, platform, signer, log)."""
     workdir = Path(tempfile.mkdtemp(prefix="dhi-offline-"))
     try:
-        verified = _verified(
-            bundle, trust_exporter, trust_publisher, trusted_root, trust_bundle_keys, at, workdir
-        )
+        trust = TrustOptions.of(trust_exporter, trust_publisher, trusted_root, trust_bundle_keys)
+        verified = _verified(bundle, trust, at, workdir)
         results = _select(verified, image, platform)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -139,31 +124,24 @@ def list_attestations(
 
 @app.command("get")
 def get(
-    bundle: Annotated[Path, typer.Argument(help="The .dhi.tar.zst bundle.")],
+    bundle: BundleArg,
     image: Annotated[str, typer.Argument(help="Image reference as exported, or its digest.")],
     predicate_type: Annotated[str, typer.Option("--predicate-type", help="Predicate type URI.")],
-    platform: Annotated[str | None, typer.Option("--platform", help="os/arch[/variant].")] = None,
+    platform: PlatformOpt = None,
     predicate: Annotated[
         bool, typer.Option("--predicate", help="Print the predicate only, without the statement.")
     ] = False,
-    trust_exporter: Annotated[
-        list[Path] | None, typer.Option("--trust-exporter", help=H_TRUST_EXPORTER)
-    ] = None,
-    trust_publisher: Annotated[
-        list[Path] | None, typer.Option("--trust-publisher", help=H_TRUST_PUBLISHER)
-    ] = None,
-    trusted_root: Annotated[Path | None, typer.Option("--trusted-root", help=H_ROOT)] = None,
-    trust_bundle_keys: Annotated[
-        bool, typer.Option("--trust-bundle-keys", help=H_BUNDLE_KEYS)
-    ] = False,
-    at: Annotated[str | None, typer.Option("--at", help="Reference time (RFC 3339).")] = None,
+    trust_exporter: TrustExporterOpt = None,
+    trust_publisher: TrustPublisherOpt = None,
+    trusted_root: TrustedRootOpt = None,
+    trust_bundle_keys: TrustBundleKeysOpt = False,
+    at: AtOpt = None,
 ) -> None:
     """Print a verified in-toto statement (or its predicate) of an image, as JSON."""
     workdir = Path(tempfile.mkdtemp(prefix="dhi-offline-"))
     try:
-        verified = _verified(
-            bundle, trust_exporter, trust_publisher, trusted_root, trust_bundle_keys, at, workdir
-        )
+        trust = TrustOptions.of(trust_exporter, trust_publisher, trusted_root, trust_bundle_keys)
+        verified = _verified(bundle, trust, at, workdir)
         results = [
             r for r in _select(verified, image, platform) if r.predicate_type == predicate_type
         ]

@@ -6,7 +6,6 @@ import json
 import shutil
 import tempfile
 from datetime import UTC, datetime
-from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +16,20 @@ from rich.console import Console
 from dhi_offline.archive.store import Archive
 from dhi_offline.bundle.reader import inspect_bundle
 from dhi_offline.cli.inputs import load_trusted_root, read_file
+from dhi_offline.cli.options import (
+    ArchiveOpt,
+    AtOpt,
+    BundleArg,
+    FormatOpt,
+    HtmlOpt,
+    PolicyOpt,
+    ReportFormat,
+    TrustBundleKeysOpt,
+    TrustedRootOpt,
+    TrustExporterOpt,
+    TrustOptions,
+    TrustPublisherOpt,
+)
 from dhi_offline.cli.state import default_config_dir, default_data_dir
 from dhi_offline.errors import InputError, UsageError
 from dhi_offline.report.ctrf import render_ctrf
@@ -38,27 +51,6 @@ from dhi_offline.verify.policy import Policy, parse_policy
 from dhi_offline.verify.result import VerificationReport
 
 BUILTIN_POLICIES = ("dhi-default",)
-
-
-class ReportFormat(StrEnum):
-    """Report formats on standard output."""
-
-    text = "text"
-    json = "json"
-    ctrf = "ctrf"
-
-
-H_TRUST_EXPORTER = "Exporter public key (PEM) to trust in addition to the trust store; repeatable."
-H_TRUST_PUBLISHER = (
-    "Publisher public key (PEM), or a keyring (.json: keys with status and validity), "
-    "trusted in addition to the DHI keyring and the store; repeatable."
-)
-H_ROOT = "trusted_root.json to trust (default: the Sigstore production root shipped with the tool)."
-H_BUNDLE_KEYS = "UNSAFE: also trust the publisher keys and trusted root the bundle carries."
-H_POLICY = "Policy TOML file, or a built-in name (dhi-default)."
-H_AT = "Reference time (RFC 3339) instead of now, for expiry, key windows and evidence age."
-H_HTML = "Also write the self-contained HTML audit report to this path."
-H_ARCHIVE = "Evidence archive directory (default: the user data directory)."
 
 
 def load_policy(name_or_path: str) -> Policy:
@@ -122,7 +114,8 @@ def build_trust(
     )
 
 
-def _at(value: str | None) -> datetime:
+def parse_at(value: str | None) -> datetime:
+    """``--at``, or now."""
     if value is None:
         return datetime.now(UTC).replace(microsecond=0)
     try:
@@ -173,12 +166,10 @@ def _emit(report: VerificationReport, output: ReportFormat, html: Path | None) -
         render_text(report, Console())
 
 
-def _common(
+def _run(
     bundle: Path,
-    trust_exporter: list[Path] | None,
-    trust_publisher: list[Path] | None,
-    trusted_root: Path | None,
-    trust_bundle_keys: bool,
+    trust: TrustOptions,
+    *,
     policy: str,
     at: str | None,
     archive_dir: Path | None,
@@ -187,17 +178,17 @@ def _common(
     output: ReportFormat,
     html: Path | None,
 ) -> None:
-    trust = build_trust(
-        trust_exporter or [], trust_publisher or [], trusted_root, trust_bundle_keys
+    pinned = build_trust(
+        trust.trust_exporter, trust.trust_publisher, trust.trusted_root, trust.trust_bundle_keys
     )
     parsed_policy = load_policy(policy)
-    when = _at(at)
+    when = parse_at(at)
     archive = Archive(archive_dir or default_data_dir())
     workdir = Path(tempfile.mkdtemp(prefix="dhi-offline-"))
     try:
         verified = run_verification(
             bundle,
-            trust=trust,
+            trust=pinned,
             policy=parsed_policy,
             at=when,
             archive=archive,
@@ -205,17 +196,15 @@ def _common(
             workdir=workdir,
         )
         report = verified.report
-        manifest = verified.opened.manifest
         if record:
-            receipt = receipt_for(report, allow_rollback=allow_rollback)
             stored = archive.record_import(
                 bundle_file=bundle,
                 bundle_sha256=report.bundle_sha256,
-                receipt=receipt,
+                receipt=receipt_for(report, allow_rollback=allow_rollback),
                 verdict=report.verdict,
                 when=when,
                 exporter_key_id=report.trust.exporter_key_id,
-                sequence=manifest.sequence,
+                sequence=verified.opened.manifest.sequence,
                 checkpoints=verified.checkpoints,
             )
             report = report.with_receipt(stored)
@@ -227,65 +216,49 @@ def _common(
 
 
 def verify(
-    bundle: Annotated[Path, typer.Argument(help="The .dhi.tar.zst bundle.")],
-    trust_exporter: Annotated[
-        list[Path] | None, typer.Option("--trust-exporter", help=H_TRUST_EXPORTER)
-    ] = None,
-    trust_publisher: Annotated[
-        list[Path] | None, typer.Option("--trust-publisher", help=H_TRUST_PUBLISHER)
-    ] = None,
-    trusted_root: Annotated[Path | None, typer.Option("--trusted-root", help=H_ROOT)] = None,
-    trust_bundle_keys: Annotated[
-        bool, typer.Option("--trust-bundle-keys", help=H_BUNDLE_KEYS)
-    ] = False,
-    policy: Annotated[str, typer.Option("--policy", help=H_POLICY)] = "dhi-default",
-    at: Annotated[str | None, typer.Option("--at", help=H_AT)] = None,
-    output: Annotated[
-        ReportFormat, typer.Option("--format", help="Report format.")
-    ] = ReportFormat.text,
-    html: Annotated[Path | None, typer.Option("--html", help=H_HTML)] = None,
-    archive_dir: Annotated[Path | None, typer.Option("--archive", help=H_ARCHIVE)] = None,
+    bundle: BundleArg,
+    trust_exporter: TrustExporterOpt = None,
+    trust_publisher: TrustPublisherOpt = None,
+    trusted_root: TrustedRootOpt = None,
+    trust_bundle_keys: TrustBundleKeysOpt = False,
+    policy: PolicyOpt = "dhi-default",
+    at: AtOpt = None,
+    output: FormatOpt = ReportFormat.text,
+    html: HtmlOpt = None,
+    archive_dir: ArchiveOpt = None,
 ) -> None:
     """Verify a bundle offline and apply policy; record nothing.
 
     Exit 0: verified and policy passed. 1: verification or policy failed. 2: usage or
     unreadable input. Refuses bundles older than one already imported (rollback).
     """
-    _common(
+    trust = TrustOptions(
+        trust_exporter or [], trust_publisher or [], trusted_root, trust_bundle_keys
+    )
+    _run(
         bundle,
-        trust_exporter,
-        trust_publisher,
-        trusted_root,
-        trust_bundle_keys,
-        policy,
-        at,
-        archive_dir,
-        False,
-        False,
-        output,
-        html,
+        trust,
+        policy=policy,
+        at=at,
+        archive_dir=archive_dir,
+        allow_rollback=False,
+        record=False,
+        output=output,
+        html=html,
     )
 
 
 def import_(
-    bundle: Annotated[Path, typer.Argument(help="The .dhi.tar.zst bundle.")],
-    trust_exporter: Annotated[
-        list[Path] | None, typer.Option("--trust-exporter", help=H_TRUST_EXPORTER)
-    ] = None,
-    trust_publisher: Annotated[
-        list[Path] | None, typer.Option("--trust-publisher", help=H_TRUST_PUBLISHER)
-    ] = None,
-    trusted_root: Annotated[Path | None, typer.Option("--trusted-root", help=H_ROOT)] = None,
-    trust_bundle_keys: Annotated[
-        bool, typer.Option("--trust-bundle-keys", help=H_BUNDLE_KEYS)
-    ] = False,
-    policy: Annotated[str, typer.Option("--policy", help=H_POLICY)] = "dhi-default",
-    at: Annotated[str | None, typer.Option("--at", help=H_AT)] = None,
-    output: Annotated[
-        ReportFormat, typer.Option("--format", help="Report format.")
-    ] = ReportFormat.text,
-    html: Annotated[Path | None, typer.Option("--html", help=H_HTML)] = None,
-    archive_dir: Annotated[Path | None, typer.Option("--archive", help=H_ARCHIVE)] = None,
+    bundle: BundleArg,
+    trust_exporter: TrustExporterOpt = None,
+    trust_publisher: TrustPublisherOpt = None,
+    trusted_root: TrustedRootOpt = None,
+    trust_bundle_keys: TrustBundleKeysOpt = False,
+    policy: PolicyOpt = "dhi-default",
+    at: AtOpt = None,
+    output: FormatOpt = ReportFormat.text,
+    html: HtmlOpt = None,
+    archive_dir: ArchiveOpt = None,
     allow_rollback: Annotated[
         bool,
         typer.Option(
@@ -299,24 +272,24 @@ def import_(
     The receipt is kept whatever the verdict; only a passing import advances the
     rollback state. Exit codes as for verify.
     """
-    _common(
+    trust = TrustOptions(
+        trust_exporter or [], trust_publisher or [], trusted_root, trust_bundle_keys
+    )
+    _run(
         bundle,
-        trust_exporter,
-        trust_publisher,
-        trusted_root,
-        trust_bundle_keys,
-        policy,
-        at,
-        archive_dir,
-        allow_rollback,
-        True,
-        output,
-        html,
+        trust,
+        policy=policy,
+        at=at,
+        archive_dir=archive_dir,
+        allow_rollback=allow_rollback,
+        record=True,
+        output=output,
+        html=html,
     )
 
 
 def inspect(
-    bundle: Annotated[Path, typer.Argument(help="The .dhi.tar.zst bundle.")],
+    bundle: BundleArg,
     output: Annotated[
         ReportFormat, typer.Option("--format", help="text or json.")
     ] = ReportFormat.text,
