@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +30,14 @@ from dhi_offline.cli.verify import build_trust, parse_at, run_verification
 from dhi_offline.errors import UsageError
 from dhi_offline.verify.attestation import AttestationResult
 from dhi_offline.verify.bundle import VerifiedBundle
+
+
+class ListFormat(StrEnum):
+    """Output formats of ``attest list``."""
+
+    text = "text"
+    json = "json"
+
 
 app = typer.Typer(help="List and read verified attestations of a bundle.", no_args_is_help=True)
 
@@ -84,7 +93,7 @@ def list_attestations(
     bundle: BundleArg,
     image: Annotated[str, typer.Argument(help="Image reference as exported, or its digest.")],
     platform: PlatformOpt = None,
-    output_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    output: Annotated[ListFormat, typer.Option("--format", help="text or json.")] = ListFormat.text,
     trust_exporter: TrustExporterOpt = None,
     trust_publisher: TrustPublisherOpt = None,
     trusted_root: TrustedRootOpt = None,
@@ -112,7 +121,7 @@ def list_attestations(
         }
         for r in results
     ]
-    if output_json:
+    if output is ListFormat.json:
         typer.echo(json.dumps(rows, indent=2, sort_keys=True))
         return
     for row in rows:

@@ -136,7 +136,8 @@ def run_verification(
 ) -> VerifiedBundle:
     """Verify with the archive's rollback state (read-only here)."""
     if not bundle.is_file():
-        raise InputError(f"cannot read bundle {bundle}: no such file")
+        what = "is a directory" if bundle.is_dir() else "no such file"
+        raise InputError(f"cannot read bundle {bundle}: {what}")
     return verify_bundle_file(
         bundle,
         trust=trust,
