@@ -52,3 +52,13 @@ clean:
 .PHONY: bench
 bench: venv system-deps
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+# Mutation campaign against valid bundles (tests/adversarial/mutate.py; figures in
+# docs/security.md): `make fuzz N=10000 SEED=1`. Exits 1 on any crash or acceptance of a
+# changed meaning; the JSON report goes to bundles/fuzz-report.json (not tracked).
+N ?= 10000
+SEED ?= 1
+.PHONY: fuzz
+fuzz: venv
+	@mkdir -p bundles
+	$(PY) -m tests.adversarial.mutate --n $(N) --seed $(SEED) --out bundles/fuzz-report.json

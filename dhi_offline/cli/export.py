@@ -28,7 +28,7 @@ from dhi_offline.cli.inputs import load_trusted_root, read_file
 from dhi_offline.cli.state import default_state_dir
 from dhi_offline.errors import UsageError
 from dhi_offline.export.run import ExportConfig, ExportResult, ImageRequest, run_export
-from dhi_offline.oci.client import RegistryClient
+from dhi_offline.oci.client import RegistryClient, RetryPolicy
 from dhi_offline.oci.mediatypes import Platform
 from dhi_offline.oci.reference import Reference, parse_reference
 from dhi_offline.oci.source import RegistrySource, open_source
@@ -162,6 +162,16 @@ def export(
         ),
     ] = None,
     expires: Annotated[str, typer.Option("--expires", help=_H_EXPIRES)] = "30d",
+    retries: Annotated[
+        int,
+        typer.Option("--retries", help="Retries of a failed registry request (429, 5xx, resets)."),
+    ] = 4,
+    retry_max_wait: Annotated[
+        float,
+        typer.Option(
+            "--retry-max-wait", help="Longest wait between retries, in seconds (caps Retry-After)."
+        ),
+    ] = 20.0,
     allow_unverified: Annotated[
         bool,
         typer.Option(
@@ -191,7 +201,14 @@ def export(
         if note:
             warnings.append(note)
             console.print(f"[yellow]warning:[/] {note}")
-    client = RegistryClient(insecure_registries=insecure_registry or ())
+    client = RegistryClient(
+        insecure_registries=insecure_registry or (),
+        retry=RetryPolicy(
+            max_attempts=max(1, retries + 1),
+            backoff_max=retry_max_wait,
+            retry_after_cap=retry_max_wait,
+        ),
+    )
     requests: list[ImageRequest] = []
     for text in images:
         ref = parse_reference(text)

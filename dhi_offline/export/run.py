@@ -227,8 +227,11 @@ def _complete_entries(
                 parse_checkpoint(small).tree_size, parse_checkpoint(large).tree_size
             )
         except RekorError as e:
-            on_event("warning", f"no consistency proof from {log.base_url}: {e.one_line()}")
-            continue
+            # Two signed tree heads we cannot link: packing either would hide a fork.
+            raise ConsistencyProofError(
+                f"{log.base_url} cannot prove its tree of size {parse_checkpoint(small).tree_size} "
+                f"is a prefix of its tree of size {parse_checkpoint(large).tree_size}: {e.message}"
+            ) from e
         link = ConsistencyRecord(old_checkpoint=small, new_checkpoint=large, hashes=proof.hashes)
         # A log that cannot prove one tree extends the other has forked.
         verify_consistency_record(link, log)

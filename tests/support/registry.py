@@ -551,6 +551,7 @@ class FaultProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else every response stalls ~40 ms (delayed ACK)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
