@@ -105,7 +105,7 @@ class Archive:
             doc = json.loads(path.read_text())
         except FileNotFoundError:
             return {"sequences": {}, "checkpoints": {}}
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             raise InputError(f"archive state {path} is unreadable: {e}") from e
         if not isinstance(doc, dict):
             raise InputError(f"archive state {path} is malformed")
@@ -213,7 +213,7 @@ class Archive:
                         hash=str(d["hash"]),
                     )
                 )
-            except (ValueError, KeyError, TypeError) as e:
+            except (ValueError, KeyError, TypeError, RecursionError) as e:
                 raise ArchiveIntegrityError(f"log line {n + 1} is malformed") from e
         return out
 
@@ -221,7 +221,7 @@ class Archive:
         """The receipt a log line points at (not checked; see :meth:`verify`)."""
         try:
             doc = json.loads((self.root / line.receipt).read_text())
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             raise ArchiveIntegrityError(f"receipt {line.receipt} is unreadable") from e
         if not isinstance(doc, dict):
             raise ArchiveIntegrityError(f"receipt {line.receipt} is malformed")

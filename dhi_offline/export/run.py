@@ -333,7 +333,7 @@ def load_checkpoints(state_dir: Path) -> dict[str, str]:
         doc = json.loads((state_dir / CHECKPOINT_STATE).read_text())
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise InputError(f"exporter state {state_dir / CHECKPOINT_STATE} is unreadable: {e}") from e
     if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
         raise InputError(f"exporter state {state_dir / CHECKPOINT_STATE} is malformed")

@@ -98,6 +98,10 @@ def _parse_signature_line(line: str, number: int) -> NoteSignature:
     return NoteSignature(name=name, hint=raw[:4], signature=raw[4:])
 
 
+MAX_CHECKPOINT_LENGTH = 64 * 1024
+"""Longest checkpoint accepted (Rekor's are under 1 KiB, cosignatures included)."""
+
+
 def parse_checkpoint(envelope: str) -> Checkpoint:
     """Parse a checkpoint envelope (``inclusionProof.checkpoint.envelope``).
 
@@ -109,6 +113,9 @@ def parse_checkpoint(envelope: str) -> Checkpoint:
     Raises:
         CheckpointError: the envelope is not a well-formed signed checkpoint.
     """
+    if len(envelope) > MAX_CHECKPOINT_LENGTH:
+        # Real checkpoints are a few hundred bytes; refuse before splitting into lines.
+        raise CheckpointError(f"checkpoint is longer than {MAX_CHECKPOINT_LENGTH} characters")
     try:
         envelope.encode("utf-8")
     except UnicodeEncodeError as e:

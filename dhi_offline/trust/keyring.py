@@ -126,7 +126,7 @@ def keyring_from_json(data: bytes, *, files: dict[str, bytes] | None = None) -> 
     """
     try:
         doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise TrustMaterialError("keyring is not valid JSON") from e
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
         raise TrustMaterialError("keyring must be an object with a 'keys' list")

@@ -69,7 +69,7 @@ class TrustStore:
             doc = json.loads(self.path.read_text())
         except FileNotFoundError:
             return []
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             raise TrustMaterialError(f"trust store {self.path} is unreadable: {e}") from e
         if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
             raise TrustMaterialError(f"trust store {self.path} is malformed")

@@ -122,7 +122,7 @@ class TrustedRoot:
         """
         try:
             doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise TrustMaterialError("trusted root is not valid JSON") from e
         if not isinstance(doc, dict):
             raise TrustMaterialError("trusted root must be a JSON object")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,7 +53,7 @@ from dhi_offline.evidence.records import (
     DirectoryBlobStore,
     EvidenceIndex,
 )
-from dhi_offline.tlog.checkpoint import parse_checkpoint, verify_checkpoint
+from dhi_offline.tlog.checkpoint import MAX_CHECKPOINT_LENGTH, parse_checkpoint, verify_checkpoint
 from dhi_offline.tlog.consistency import ConsistencyRecord, verify_consistency_record
 from dhi_offline.trust.keyring import Keyring, KeyringEntry, keyring_from_json
 from dhi_offline.trust.keys import PublicKey
@@ -74,6 +75,8 @@ from dhi_offline.verify.result import (
     TrustSummary,
     VerificationReport,
 )
+
+_LOG_ID = re.compile(r"[0-9a-f]{64}")
 
 
 class ExpiredBundleError(VerificationError):
@@ -318,13 +321,26 @@ def _check_checkpoints(
     links: dict[str, list[ConsistencyRecord]] = {}
     for member in opened.manifest.members:
         parts = member.path.split("/")
-        if parts[0] != "tlog" or len(parts) < 3:
+        if (
+            parts[0] != "tlog"
+            or len(parts) < 3
+            or parts[2] not in ("checkpoint.txt", "consistency")
+        ):
             continue
         log_id_hex = parts[1]
+        if not _LOG_ID.fullmatch(log_id_hex):
+            raise CheckpointError(f"{member.path}: {log_id_hex!r} is not a log id (64 hex digits)")
+        # Size is checked from the signed manifest before anything is read.
+        limit = MAX_CHECKPOINT_LENGTH if parts[2] == "checkpoint.txt" else 4 * MAX_CHECKPOINT_LENGTH
+        if member.size > limit:
+            raise CheckpointError(f"{member.path} is {member.size} bytes, more than {limit}")
+        data = (opened.root / member.path).read_bytes()
         if parts[2] == "checkpoint.txt":
-            found[log_id_hex] = (opened.root / member.path).read_text(encoding="utf-8")
-        elif parts[2] == "consistency":
-            data = (opened.root / member.path).read_bytes()
+            try:
+                found[log_id_hex] = data.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise CheckpointError(f"{member.path} is not valid UTF-8") from e
+        else:
             links.setdefault(log_id_hex, []).append(ConsistencyRecord.from_json_bytes(data))
     verified: dict[str, str] = {}
     for log_id_hex, note in found.items():
