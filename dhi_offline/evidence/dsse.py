@@ -7,7 +7,6 @@ envelope's own bytes are not authenticated: only the decoded payload and its typ
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,8 +125,3 @@ def verify_envelope(
             continue
         return s
     raise SignatureError(f"no DSSE signature verifies with key {key.key_id[:16]}", step="DSSE")
-
-
-def canonical_envelope_bytes(envelope: Envelope) -> bytes:
-    """A stable JSON encoding of the envelope (sorted keys, no whitespace)."""
-    return json.dumps(envelope.to_json(), sort_keys=True, separators=(",", ":")).encode()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -261,14 +260,3 @@ class EvidenceIndex:
 def record_id(layout: str, subject: str, manifest: str, layer: str) -> str:
     """A stable id for a record: the same evidence always gets the same id."""
     return hashlib.sha256(f"{layout}\n{subject}\n{manifest}\n{layer}".encode()).hexdigest()[:16]
-
-
-def completions_by_entry(
-    completions: tuple[TlogCompletion, ...], read: Mapping[str, bytes]
-) -> dict[tuple[str, int], bytes]:
-    """Map (log id hex, log index) to the stored Rekor response bytes."""
-    out: dict[tuple[str, int], bytes] = {}
-    for c in completions:
-        if c.path in read:
-            out[(c.log_id, c.log_index)] = read[c.path]
-    return out

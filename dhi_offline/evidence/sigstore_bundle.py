@@ -10,9 +10,7 @@ evidence a bundle of that version must carry:
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
-from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -277,13 +275,3 @@ def _entry(obj: object, i: int, version: tuple[int, int]) -> TlogEntry:
         signed_entry_timestamp=set_sig,
         inclusion_proof=proof,
     )
-
-
-def body_b64(entry: TlogEntry) -> str:
-    """The entry body in standard base64, as Rekor signs it in the SET."""
-    return base64.b64encode(entry.body).decode()
-
-
-def to_json_obj(bundle: SigstoreBundle) -> Any:
-    """The bundle's JSON document (re-parsed from its raw bytes)."""
-    return loads_json(bundle.raw, what="sigstore bundle")

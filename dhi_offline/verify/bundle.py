@@ -28,7 +28,6 @@ any failure makes the verdict FAIL.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -212,7 +211,6 @@ def verify_bundle_file(
         platforms = _check_image(
             entry.reference,
             entry.digest,
-            media_type=entry.media_type,
             platforms=[(p.platform, p.digest) for p in entry.platforms],
             blobs=blobs,
             checks=checks,
@@ -392,7 +390,6 @@ def _check_image(
     reference: str,
     digest: str,
     *,
-    media_type: str,
     platforms: list[tuple[str, str]],
     blobs: DirectoryBlobStore,
     checks: list[Check],
@@ -581,8 +578,3 @@ def receipt_for(report: VerificationReport, *, allow_rollback: bool) -> dict[str
             f"{c.step}: {c.name}: {c.message}" for c in report.checks if c.status == "failed"
         ],
     }
-
-
-def report_json_bytes(report: VerificationReport) -> bytes:
-    """The JSON report, deterministic."""
-    return json.dumps(report.to_json(), indent=2, sort_keys=True).encode()

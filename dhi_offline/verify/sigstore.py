@@ -32,8 +32,6 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cryptography.hazmat.primitives import serialization
-
 from dhi_offline.errors import (
     KeyMismatchError,
     MalformedEvidenceError,
@@ -244,10 +242,3 @@ def verify_sigstore_bundle(
         log_entries=tuple(verified_entries),
         rejected_timestamps=tuple(tsa.rejected),
     )
-
-
-def certificate_pem(bundle: SigstoreBundle) -> bytes | None:
-    """The leaf certificate as PEM, for reports."""
-    if not bundle.certificates:
-        return None
-    return bundle.certificates[0].public_bytes(serialization.Encoding.PEM)
