@@ -9,43 +9,22 @@ import io
 import json
 import tarfile
 from collections.abc import Callable
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import zstandard
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from dhi_offline.bundle.reader import open_bundle
 from dhi_offline.bundle.signing import load_private_key, public_key_of
 from dhi_offline.bundle.writer import write_bundle
-from dhi_offline.cli.main import main
 from dhi_offline.demo import build_sample_layout
 from dhi_offline.evidence.records import AttestationRecord, EvidenceIndex, record_id
 from tests.bundle.helpers import Raw, compress, tar_bytes
-
-ROOT = (
-    Path(__file__).resolve().parents[2]
-    / "dhi_offline"
-    / "data"
-    / "trusted_root"
-    / "production.json"
-)
-
-
-def run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
-
-
-def pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+from tests.support.sample import PRODUCTION_ROOT as ROOT
+from tests.support.sample import export_argv, make_sample_site, public_pem
+from tests.support.sample import run_cli as run
 
 
 @dataclass
@@ -74,38 +53,14 @@ class Site:
         )
 
     def export(self, out: str, *extra: str, key: str = "publisher.pub") -> int:
-        code, _, err = run(
-            [
-                "export",
-                f"oci-layout:{self.d / 'layout'}:3.13",
-                "--signing-key",
-                str(self.d / "exporter.pem"),
-                "--key",
-                str(self.d / key),
-                "--trusted-root",
-                str(ROOT),
-                "--no-rekor",
-                "-o",
-                str(self.d / out),
-                "--format",
-                "json",
-                *extra,
-            ]
-        )
+        code, _, err = run(export_argv(self.d, out, "--format", "json", *extra, key=key))
         assert code in (0, 1), err
         return code
 
 
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Site:
-    monkeypatch.setenv("DHI_OFFLINE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("DHI_OFFLINE_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("DHI_OFFLINE_DATA_DIR", str(tmp_path / "data"))
-    key = ec.generate_private_key(ec.SECP256R1())
-    (tmp_path / "publisher.pub").write_bytes(pem(key))
-    build_sample_layout(tmp_path / "layout", key)
-    assert run(["keys", "generate", "--output", str(tmp_path / "exporter")])[0] == 0
-    s = Site(tmp_path)
+    s = Site(make_sample_site(tmp_path, monkeypatch))
     assert s.export("good.dhi.tar.zst") == 0
     return s
 
@@ -227,7 +182,7 @@ def test_signature_swapped(site: Site) -> None:
 
 def test_unknown_exporter(site: Site) -> None:
     stranger = ec.generate_private_key(ec.SECP256R1())
-    (site.d / "stranger.pub").write_bytes(pem(stranger))
+    (site.d / "stranger.pub").write_bytes(public_pem(stranger))
     code, _, err = run(
         [
             "verify",
@@ -245,7 +200,7 @@ def test_unknown_exporter(site: Site) -> None:
 
 def test_attacker_key_carried_in_bundle_needs_trust_bundle_keys(site: Site) -> None:
     attacker = ec.generate_private_key(ec.SECP256R1())
-    (site.d / "attacker.pub").write_bytes(pem(attacker))
+    (site.d / "attacker.pub").write_bytes(public_pem(attacker))
     build_sample_layout(site.d / "evil-layout", attacker)
     (site.d / "layout").rename(site.d / "good-layout")
     (site.d / "evil-layout").rename(site.d / "layout")

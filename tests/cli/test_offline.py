@@ -2,70 +2,29 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from dhi_offline.cli.main import main
-from dhi_offline.demo import build_sample_layout
+from tests.support.sample import PRODUCTION_ROOT as ROOT
+from tests.support.sample import export_argv, make_sample_site
+from tests.support.sample import run_cli as run
 
-ROOT = (
-    Path(__file__).resolve().parents[2]
-    / "dhi_offline"
-    / "data"
-    / "trusted_root"
-    / "production.json"
-)
 TESTS = "https://scout.docker.com/tests/v0.1"
-
-
-def run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
 def exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DHI_OFFLINE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("DHI_OFFLINE_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("DHI_OFFLINE_DATA_DIR", str(tmp_path / "data"))
-    key = ec.generate_private_key(ec.SECP256R1())
-    (tmp_path / "publisher.pub").write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    build_sample_layout(tmp_path / "layout", key)
-    assert run(["keys", "generate", "--output", str(tmp_path / "exporter")])[0] == 0
-    code, _, err = run(
-        [
-            "export",
-            f"oci-layout:{tmp_path / 'layout'}:3.13",
-            "--signing-key",
-            str(tmp_path / "exporter.pem"),
-            "--key",
-            str(tmp_path / "publisher.pub"),
-            "--trusted-root",
-            str(ROOT),
-            "--no-rekor",
-            "-o",
-            str(tmp_path / "b.dhi.tar.zst"),
-        ]
-    )
+    d = make_sample_site(tmp_path, monkeypatch)
+    code, _, err = run(export_argv(d, "b.dhi.tar.zst"))
     assert code == 0, err
-    return tmp_path
+    return d
 
 
 def _no_sockets(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -13,56 +11,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from dhi_offline.bundle.reader import inspect_bundle
-from dhi_offline.cli.main import main
-from dhi_offline.demo import build_sample_layout
-
-ROOT = (
-    Path(__file__).resolve().parents[2]
-    / "dhi_offline"
-    / "data"
-    / "trusted_root"
-    / "production.json"
-)
-
-
-def run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
+from tests.support.sample import PRODUCTION_ROOT as ROOT
+from tests.support.sample import export_argv as sample_export_argv
+from tests.support.sample import make_sample_site
+from tests.support.sample import run_cli as run
 
 
 @pytest.fixture
 def sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DHI_OFFLINE_STATE_DIR", str(tmp_path / "state"))
-    key = ec.generate_private_key(ec.SECP256R1())
-    (tmp_path / "publisher.pub").write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    build_sample_layout(tmp_path / "layout", key)
-    assert run(["keys", "generate", "--output", str(tmp_path / "exporter")])[0] == 0
-    return tmp_path
+    return make_sample_site(tmp_path, monkeypatch)
 
 
 def export_argv(d: Path, out: str, *extra: str) -> list[str]:
-    return [
-        "export",
-        f"oci-layout:{d / 'layout'}:3.13",
-        "--signing-key",
-        str(d / "exporter.pem"),
-        "--key",
-        str(d / "publisher.pub"),
-        "--trusted-root",
-        str(ROOT),
-        "--no-rekor",
-        "-o",
-        str(d / out),
-        "--format",
-        "json",
-        *extra,
-    ]
+    return sample_export_argv(d, out, "--format", "json", *extra)
 
 
 def test_export_json_summary_and_manifest(sample: Path) -> None:
