@@ -46,7 +46,7 @@ def show(
     matches = [
         line
         for line in lines
-        if (which.isdigit() and line.index == int(which))
+        if (which.isascii() and which.isdigit() and line.index == int(which))
         or (len(which) >= 8 and line.bundle.startswith(which))
     ]
     if not matches:

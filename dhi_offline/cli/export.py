@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from dhi_offline.bundle.signing import generate_keypair, load_private_key
+from dhi_offline.bundle.writer import source_date_epoch_from_env
 from dhi_offline.cli.inputs import load_trusted_root, read_file
 from dhi_offline.cli.state import default_state_dir
 from dhi_offline.errors import UsageError
@@ -228,11 +229,12 @@ def export(
             raise UsageError("--attestations-from applies to registry images, not oci-layout:")
         requests.append(ImageRequest(str(ref), what, source, tuple(att_sources)))
     now = datetime.now(UTC).replace(microsecond=0)
-    epoch_text = os.environ.get("SOURCE_DATE_EPOCH")
-    epoch = int(epoch_text) if epoch_text and epoch_text.isdigit() else None
+    epoch = source_date_epoch_from_env()
     if epoch is not None:
         now = datetime.fromtimestamp(epoch, UTC)
     out_path = output or Path("bundles") / f"{_slug(requests[0].reference)}.dhi.tar.zst"
+    # Directories this export creates for its output are removed again if it fails.
+    created = [p for p in (out_path.parent, *out_path.parent.parents) if not p.exists()]
     out_path.parent.mkdir(parents=True, exist_ok=True)
 
     def make_rekor(base_url: str) -> RekorClient:
@@ -292,6 +294,11 @@ def export(
         with progress:
             result = run_export(requests, config, on_event)
             progress.update(images_task, completed=len(requests), description="exported")
+    except BaseException:
+        for directory in created:  # innermost first; only if still empty
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
     finally:
         client.close()
     result.warnings.extend(warnings)

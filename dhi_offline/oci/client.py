@@ -127,7 +127,7 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() also accepts '²'
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -563,7 +563,12 @@ class RegistryClient:
     ) -> bytes:
         """Read a body through ``verifier``, stopping at the first violated limit."""
         length = response.headers.get("content-length")
-        if length is not None and length.isdigit() and "content-encoding" not in response.headers:
+        if (
+            length is not None
+            and length.isascii()
+            and length.isdigit()
+            and "content-encoding" not in response.headers
+        ):
             verifier.check_declared_length(int(length))
         chunks: list[bytes] = []
         reported = 0

@@ -246,7 +246,7 @@ def split_host_port(registry: str) -> tuple[str, int | None]:
         port = rest[1:] if rest.startswith(":") else ""
     else:
         host, _, port = registry.partition(":")
-    return host, int(port) if port.isdigit() else None
+    return host, int(port) if port.isascii() and port.isdigit() else None
 
 
 def is_loopback(registry: str) -> bool:

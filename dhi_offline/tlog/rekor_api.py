@@ -155,7 +155,7 @@ def _tree_id(value: object, *, what: str) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     text = require_str(value, what=what)
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise MalformedEvidenceError(f"{what}: expected a decimal tree id")
     return text
 

@@ -73,6 +73,11 @@ def _api_message(body: bytes) -> str:
     return ""
 
 
+def _is_decimal(text: str) -> bool:
+    # str.isdigit() also accepts superscripts such as '²', which float() refuses.
+    return text.isascii() and text.isdigit()
+
+
 class RekorClient:
     """A synchronous Rekor v1 API client (``httpx``) with retries.
 
@@ -217,7 +222,7 @@ class RekorClient:
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         delay = self._backoff * float(1 << attempt)
-        if retry_after is not None and retry_after.strip().isdigit():
+        if retry_after is not None and _is_decimal(retry_after.strip()):
             delay = max(delay, float(retry_after.strip()))
         return min(delay, MAX_BACKOFF)
 

@@ -108,3 +108,11 @@ def test_unreadable_inputs_leave_nothing_behind(sample: Path) -> None:
     assert code == 2 and "Traceback" not in err
     assert not (sample / "d.dhi.tar.zst").exists() and not (sample / "e.dhi.tar.zst").exists()
     assert not [p for p in os.listdir(sample) if p.startswith(".") and "tmp" in p]
+
+
+def test_failed_export_removes_the_directories_it_created(sample: Path) -> None:
+    argv = export_argv(sample, "new/sub/x.dhi.tar.zst")
+    argv[1] = f"oci-layout:{sample / 'layout'}:no-such-tag"
+    code, _, err = run(argv)
+    assert code == 2 and err.count("\n") == 1 and "no-such-tag" in err
+    assert not (sample / "new").exists()

@@ -321,3 +321,17 @@ def test_untrusted_tls_certificate_fails_fast(https_server: tuple[str, Path]) ->
 
     with trusted, pytest.raises(RegistryNotFoundError, match=f"registry {host} "):
         trusted.get_manifest(host, "ns/app", "v1")
+
+
+def test_retry_after_with_a_non_ascii_digit_is_unparsable() -> None:
+    # Regression (fault campaign): '²'.isdigit() is True but float('²') raises.
+    from dhi_offline.oci.client import retry_after_seconds
+    from dhi_offline.tlog.rekor_client import RekorClient
+
+    assert retry_after_seconds("\u00b2") is None
+    assert retry_after_seconds("7") == 7.0
+    client = RekorClient("http://127.0.0.1:9")
+    try:
+        assert client._delay(0, "\u00b2") == client._delay(0, None)
+    finally:
+        client.close()
