@@ -62,3 +62,15 @@ SEED ?= 1
 fuzz: venv
 	@mkdir -p bundles
 	$(PY) -m tests.adversarial.mutate --n $(N) --seed $(SEED) --out bundles/fuzz-report.json
+
+# Export under faults (tests/export/fault_campaign.py; figures in docs/security.md):
+# `make faults RUNS=200 SEED=1` exports through a fault-injecting proxy RUNS times. Exits 1
+# when a run left a file behind or ended other than "succeeded" / "failed cleanly"; the
+# JSON report goes to bundles/faults-report.json (not tracked). FAULT_FLAGS=--subprocess
+# runs the CLI as a subprocess instead of in-process.
+RUNS ?= 200
+FAULT_FLAGS ?=
+.PHONY: faults
+faults: venv system-deps
+	@mkdir -p bundles
+	$(PY) -m tests.export.fault_campaign --runs $(RUNS) --seed $(SEED) --json bundles/faults-report.json $(FAULT_FLAGS)
