@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-SYSTEM_TOOLS := docker-registry skopeo chromium
+SYSTEM_TOOLS := docker-registry skopeo chromium zstd
 
 .PHONY: all venv system-deps lint typecheck unit test demo clean
 

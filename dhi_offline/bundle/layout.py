@@ -82,6 +82,7 @@ MAX_PATH_LENGTH: Final = 255
 """USTAR's limit: ``prefix`` (155) + ``/`` + ``name`` (100) bytes."""
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # One path segment: the POSIX portable filename characters, not starting with "." (no
 # hidden files, no "." or "..") or "-" (never mistaken for an option).
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
@@ -165,7 +166,7 @@ def member_path_problem(path: str) -> str | None:
         return f"longer than {MAX_PATH_LENGTH} characters"
     if "\x00" in path:
         return "contains NUL"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+    if _CONTROL.search(path):
         return "contains a control character"
     if "\\" in path:
         return "contains a backslash"

@@ -54,6 +54,7 @@ def _verified(bundle: Path, trust: TrustOptions, at: str | None, workdir: Path) 
         archive=Archive(default_data_dir()),
         allow_rollback=False,
         workdir=workdir,
+        keep_statements=True,
     )
 
 

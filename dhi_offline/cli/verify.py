@@ -133,6 +133,7 @@ def run_verification(
     archive: Archive,
     allow_rollback: bool,
     workdir: Path,
+    keep_statements: bool = False,
 ) -> VerifiedBundle:
     """Verify with the archive's rollback state (read-only here)."""
     if not bundle.is_file():
@@ -145,6 +146,7 @@ def run_verification(
             at=at,
             policy=policy,
             allow_rollback=allow_rollback,
+            keep_statements=keep_statements,
             last_sequences={
                 k: v for k, v in archive.state()["sequences"].items() if isinstance(v, int)
             },

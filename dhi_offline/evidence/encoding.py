@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import json
 import re
 from typing import Any
@@ -25,33 +26,46 @@ def _reject_constant(name: str) -> Any:
 
 
 def _depth(obj: object, limit: int) -> int:
-    # Iterative, so the check itself cannot overflow the stack.
-    stack: list[tuple[object, int]] = [(obj, 1)]
-    deepest = 0
-    while stack:
-        item, d = stack.pop()
-        deepest = max(deepest, d)
-        if d > limit:
-            return d
-        if isinstance(item, dict):
-            stack.extend((v, d + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, d + 1) for v in item)
-    return deepest
+    """Nesting depth of ``obj``, counted up to ``limit + 1``.
+
+    Level by level over containers only (scalars are never visited), iterative so the
+    check itself cannot overflow the stack: a 16 MB SBOM is walked in a fraction of the
+    time a node-by-node walk takes.
+    """
+    if type(obj) is not dict and type(obj) is not list:
+        return 1
+    level: list[object] = [obj]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return depth
+        below: list[object] = []
+        for item in level:
+            values: Any = item.values() if isinstance(item, dict) else item
+            below += [v for v in values if type(v) is dict or type(v) is list]
+        level = below
+    return depth
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            # Two parsers could pick different values for a duplicated key.
-            raise ValueError(f"duplicate key {k!r}")
-        out[k] = v
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        # Two parsers could pick different values for a duplicated key: refuse, naming it.
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise ValueError(f"duplicate key {k!r}")
+            seen.add(k)
     return out
 
 
 def loads_json(data: bytes | str, *, what: str) -> Any:
     """Parse JSON strictly: UTF-8, no duplicate keys, no NaN/Infinity, bounded depth."""
+    # Parsed JSON holds no reference cycles; pausing the cyclic collector stops it from
+    # rescanning every new container of a large document (measured: ~40% of the parse).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
@@ -59,6 +73,9 @@ def loads_json(data: bytes | str, *, what: str) -> Any:
         raise MalformedEvidenceError(f"{what}: JSON nested too deeply") from e
     except (ValueError, UnicodeDecodeError) as e:
         raise MalformedEvidenceError(f"{what}: not valid JSON ({e})") from e
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     if _depth(obj, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise MalformedEvidenceError(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH}")
     return obj

@@ -27,6 +27,7 @@ any failure makes the verdict FAIL.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Mapping
@@ -46,7 +47,14 @@ from dhi_offline.errors import (
     VerificationError,
 )
 from dhi_offline.evidence.encoding import loads_json, require_dict
-from dhi_offline.evidence.predicates import TESTS_PREDICATE, read_ctrf, sbom_package_count
+from dhi_offline.evidence.predicates import (
+    SCOUT_VULNS_PREDICATE,
+    TESTS_PREDICATE,
+    VULNS_PREDICATE,
+    is_vex,
+    read_ctrf,
+    sbom_package_count,
+)
 from dhi_offline.evidence.records import (
     AttestationRecord,
     DirectoryBlobStore,
@@ -114,6 +122,10 @@ class VerifyOptions:
     """Exporter key id -> highest sequence already imported (the archive's state)."""
     seen_checkpoints: Mapping[str, str] = field(default_factory=dict)
     limits: Limits | None = None
+    keep_statements: bool = False
+    """Keep every verified statement whole in the result (``attest get``). Otherwise only
+    predicates policy reads are kept, so memory follows the largest statement, not the
+    bundle."""
 
 
 @dataclass(frozen=True)
@@ -207,6 +219,9 @@ def verify_bundle_file(
     results: dict[str, AttestationResult] = {}
     images: list[ImageView] = []
     claimed: set[str] = set()
+    by_subject: dict[tuple[str, str], list[AttestationRecord]] = {}
+    for r in index.attestations:  # grouped once: a scan per platform is quadratic
+        by_subject.setdefault((r.image, r.subject), []).append(r)
     for entry in manifest.images:
         platforms = _check_image(
             entry.reference,
@@ -217,9 +232,7 @@ def verify_bundle_file(
         )
         views: list[PlatformView] = []
         for plat, digest in platforms:
-            records = [
-                r for r in index.attestations if r.image == entry.digest and r.subject == digest
-            ]
+            records = by_subject.get((entry.digest, digest), [])
             claimed.update(r.id for r in records)
             views.append(
                 _platform(
@@ -476,8 +489,13 @@ def _platform(
                 )
             )
             continue
-        results.append(result)
-        verified[record.id] = result
+        light = result
+        if not options.keep_statements:
+            light = dataclasses.replace(
+                result, statement=dataclasses.replace(result.statement, predicate=None, raw=b"")
+            )
+        verified[record.id] = light
+        results.append(result if _policy_reads(result.predicate_type) else light)
         tests = None
         if result.predicate_type == TESTS_PREDICATE:
             try:
@@ -540,6 +558,13 @@ def _platform(
         suppressed_by_vex=vulns.suppressed if vulns else (),
         violations=tuple(outcome.violations) if outcome else (),
         warnings=tuple(dict.fromkeys(outcome.warnings)) if outcome else (),
+    )
+
+
+def _policy_reads(predicate_type: str) -> bool:
+    """Predicates whose content policy looks into (others count by type only)."""
+    return predicate_type in (TESTS_PREDICATE, VULNS_PREDICATE, SCOUT_VULNS_PREDICATE) or is_vex(
+        predicate_type
     )
 
 
