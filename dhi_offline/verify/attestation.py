@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
@@ -71,6 +71,9 @@ class PublisherTrust:
 
     keyring: Keyring
     trusted_root: TrustedRoot
+    last_signer: list[str] = field(default_factory=list, compare=False, repr=False)
+    """Key id that verified the previous signature: tried first (a bundle's attestations
+    usually share one signer); every key is still tried before a signature is refused."""
 
 
 @dataclass(frozen=True)
@@ -161,18 +164,22 @@ def _legacy_entry(annotation: str) -> TlogEntry:
     )
 
 
-def _try_keys(keyring: Keyring, check: Callable[[KeyringEntry], T]) -> tuple[KeyringEntry, T]:
+def _try_keys(trust: PublisherTrust, check: Callable[[KeyringEntry], T]) -> tuple[KeyringEntry, T]:
     """The first keyring entry whose ``check`` passes the signature step, with its value.
 
     Only a signature failure moves on to the next key; any other failure is about the
     evidence itself and is raised at once.
     """
-    for entry in keyring.entries:
+    entries = list(trust.keyring.entries)
+    entries.sort(key=lambda e: e.key_id not in trust.last_signer)  # stable: keeps order
+    for entry in entries:
         try:
-            return entry, check(entry)
+            value = check(entry)
         except SignatureError:
             continue
-    names = ", ".join(e.name for e in keyring.entries) or "none"
+        trust.last_signer[:] = [entry.key_id]
+        return entry, value
+    names = ", ".join(e.name for e in trust.keyring.entries) or "none"
     raise SignatureError(f"not signed by any pinned publisher key (tried {names})")
 
 
@@ -259,7 +266,7 @@ def _dhi_scout(
             def check(k: KeyringEntry, sig: bytes = signature, data: bytes = payload) -> None:
                 k.key.verify(sig, data)
 
-            entry, _ = _try_keys(trust.keyring, check)
+            entry, _ = _try_keys(trust, check)
             # (4): the transparency log, when the signature was logged.
             entries: list[VerifiedLogEntry] = []
             times: list[datetime] = []
@@ -297,7 +304,7 @@ def _cosign_att(
 ) -> AttestationResult:
     envelope = envelope_from_bytes(layer)
     # (3): the DSSE signature by a pinned key.
-    entry, signed = _try_keys(trust.keyring, lambda k: verify_envelope(envelope, k.key))
+    entry, signed = _try_keys(trust, lambda k: verify_envelope(envelope, k.key))
     # (2): the statement inside.
     statement = parse_statement(envelope.payload)
     statement.require_subject(record.subject)
@@ -352,7 +359,7 @@ def _sigstore_bundle(
             require_time=False,
         )
 
-    entry, result = _try_keys(trust.keyring, check)
+    entry, result = _try_keys(trust, check)
     if result.statement is None:
         raise MalformedEvidenceError("the sigstore bundle does not hold an in-toto statement")
     entry.check_signing_times(list(result.signing_times), fallback=at)

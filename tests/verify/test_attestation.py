@@ -256,3 +256,32 @@ def test_missing_blob_is_malformed(
     del store.blobs[record_for(p).layer]
     with pytest.raises(MalformedEvidenceError):
         verify_attestation(record_for(p), blobs=store, trust=trust, at=NOW)
+
+
+def test_last_signer_is_tried_first_but_every_key_still_counts(
+    world: tuple[TestPublisher, RekorDouble, PublisherTrust],
+) -> None:
+    publisher, rekor, trust = world
+    other = TestPublisher(rekor=rekor)
+    ring = Keyring(
+        "two",
+        (
+            KeyringEntry("other", from_crypto(other.public_key)),
+            KeyringEntry("publisher", from_crypto(publisher.public_key)),
+        ),
+    )
+    two = PublisherTrust(keyring=ring, trusted_root=trust.trusted_root)
+    image = make_image("dhi.io/python")
+    mine = publisher.dhi_attestation(image.ref, CTRF_TESTS, ctrf_tests(["a"]))
+    theirs = other.dhi_attestation(image.ref, CTRF_TESTS, ctrf_tests(["b"]))
+    assert (
+        verify_attestation(record_for(mine), blobs=store_of(mine), trust=two, at=NOW).signer
+        == "publisher"
+    )
+    assert two.last_signer == [from_crypto(publisher.public_key).key_id]
+    # The remembered key is only an order: another pinned key still verifies.
+    assert (
+        verify_attestation(record_for(theirs), blobs=store_of(theirs), trust=two, at=NOW).signer
+        == "other"
+    )
+    assert two.last_signer == [from_crypto(other.public_key).key_id]
