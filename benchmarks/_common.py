@@ -736,3 +736,17 @@ def chunks_of(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
     with path.open("rb") as fh:
         while chunk := fh.read(size):
             yield chunk
+
+
+def profile(fn: Any) -> None:
+    """Run ``fn`` under pyinstrument and print the profile (``--profile``)."""
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        print("--profile: pyinstrument is not installed (.venv/bin/pip install pyinstrument)")
+        return
+    profiler = Profiler(interval=0.001)
+    profiler.start()
+    fn()
+    profiler.stop()
+    print(profiler.output_text(unicode=False, color=False, show_all=False))

@@ -52,6 +52,7 @@ from _common import (
     median,
     print_machine,
     print_table,
+    profile,
     run_child,
     tar_stream_size,
     verify_argv,
@@ -245,19 +246,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     return 0
-
-
-def profile(fn: Any) -> None:
-    try:
-        from pyinstrument import Profiler
-    except ImportError:
-        print("--profile: pyinstrument is not installed (.venv/bin/pip install pyinstrument)")
-        return
-    profiler = Profiler(interval=0.001)
-    profiler.start()
-    fn()
-    profiler.stop()
-    print(profiler.output_text(unicode=False, color=False, show_all=False))
 
 
 if __name__ == "__main__":
