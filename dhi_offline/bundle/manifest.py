@@ -310,6 +310,8 @@ class BundleManifest:
         object.__setattr__(self, "images", images)
         object.__setattr__(self, "members", members)
         object.__setattr__(self, "flags", flags)
+        # A path index: member() is called per evidence item, a scan would be quadratic.
+        object.__setattr__(self, "_by_path", {m.path: m for m in members})
 
     @property
     def total_size(self) -> int:
@@ -318,7 +320,8 @@ class BundleManifest:
 
     def member(self, path: str) -> Member | None:
         """The listed member named ``path``, if any."""
-        return next((m for m in self.members if m.path == path), None)
+        by_path: dict[str, Member] = self.__dict__["_by_path"]
+        return by_path.get(path)
 
     def to_obj(self) -> dict[str, Any]:
         """The JSON object form."""

@@ -28,7 +28,10 @@ file once, front to back, and performs these steps in order (the same order as
   (7) the archive ends with zero blocks only, and every listed member was seen
                                                       -> BundleFormatError / MemberIntegrityError
 
-Files are created only under ``dest``, with ``O_EXCL | O_NOFOLLOW`` relative to
+With a ``memory_budget``, members of at most ``memory_member_max`` bytes are kept in
+memory (hashed and checked the same way) while the budget lasts, instead of being
+written; :meth:`OpenedBundle.read_bytes` reads a member from either place. Files are
+created only under ``dest``, with ``O_EXCL | O_NOFOLLOW`` relative to
 directory descriptors opened without following symlinks, so nothing is written outside
 ``dest`` whatever the archive or a concurrent process does. On ANY failure ``dest`` may
 hold partial output: the caller owns ``dest`` and must delete it. POSIX only.
@@ -40,8 +43,8 @@ import contextlib
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, Final, cast
 
@@ -110,7 +113,26 @@ class OpenedBundle:
     signer: PublicKey
     """The trusted exporter key that signed the manifest."""
     root: Path
-    """The ``dest`` directory: ``root / member.path`` holds each member."""
+    """The ``dest`` directory: ``root / member.path`` holds each member not in ``memory``."""
+    memory: Mapping[str, bytes] = field(default_factory=dict)
+    """Member path -> bytes, for the members kept in memory (``memory_budget``)."""
+
+    def has(self, path: str) -> bool:
+        """Whether the signed manifest lists ``path`` (so it was read and checked)."""
+        return self.manifest.member(path) is not None
+
+    def read_bytes(self, path: str) -> bytes:
+        """The bytes of the listed member ``path``, from memory or from ``root``.
+
+        Raises:
+            FileNotFoundError: ``path`` is not a member of the bundle.
+        """
+        data = self.memory.get(path)
+        if data is not None:
+            return data
+        if not self.has(path):
+            raise FileNotFoundError(path)
+        return (self.root / path).read_bytes()
 
 
 class _CountingSource:
@@ -430,6 +452,8 @@ def open_bundle(
     trusted_exporters: TrustedExporters,
     dest: Path,
     limits: Limits | None = None,
+    memory_budget: int = 0,
+    memory_member_max: int = _MiB,
 ) -> OpenedBundle:
     """Verify a bundle and extract it into ``dest``; see the module docstring for steps.
 
@@ -440,6 +464,10 @@ def open_bundle(
         dest: an existing, empty directory owned by the caller. On failure it may hold
             partial output, which the caller must delete.
         limits: reader limits (defaults: :class:`Limits`).
+        memory_budget: total bytes of members that may be kept in memory instead of
+            written under ``dest`` (0: every member is written). Small members are
+            most of a bundle's count and cost a file creation each.
+        memory_member_max: only members of at most this size are kept in memory.
 
     Raises:
         UsageError: ``dest`` is not an empty directory owned by the caller.
@@ -468,16 +496,42 @@ def open_bundle(
             extractor.write(layout.MANIFEST, iter((manifest_bytes,)))
             extractor.write(layout.MANIFEST_SIGNATURE, iter((sig_bytes,)))
             # (6)
-            _extract_members(tar, manifest, extractor, limits)
+            memory = _Memory(memory_budget, memory_member_max)
+            _extract_members(tar, manifest, extractor, limits, memory)
             return OpenedBundle(
-                manifest=manifest, manifest_bytes=manifest_bytes, signer=signer, root=dest
+                manifest=manifest,
+                manifest_bytes=manifest_bytes,
+                signer=signer,
+                root=dest,
+                memory=memory.members,
             )
     finally:
         extractor.close()
 
 
+class _Memory:
+    """Members kept in memory while the budget lasts."""
+
+    def __init__(self, budget: int, member_max: int) -> None:
+        self.left = budget
+        self.member_max = member_max
+        self.members: dict[str, bytes] = {}
+
+    def takes(self, size: int) -> bool:
+        return size <= self.member_max and size <= self.left
+
+    def write(self, path: str, data: bytes) -> tuple[int, str]:
+        self.left -= len(data)
+        self.members[path] = data
+        return len(data), hashlib.sha256(data).hexdigest()
+
+
 def _extract_members(
-    tar: _TarStream, manifest: BundleManifest, extractor: _Extractor, limits: Limits
+    tar: _TarStream,
+    manifest: BundleManifest,
+    extractor: _Extractor,
+    limits: Limits,
+    memory: _Memory,
 ) -> None:
     listed = {m.path: m for m in manifest.members}
     seen: set[str] = set()
@@ -503,7 +557,10 @@ def _extract_members(
             )
         seen.add(path)
         previous = path
-        size, sha256 = extractor.write(path, tar.data(header))
+        if memory.takes(header.size):
+            size, sha256 = memory.write(path, tar.read_all(header))
+        else:
+            size, sha256 = extractor.write(path, tar.data(header))
         if size != member.size or sha256 != member.sha256:
             raise MemberIntegrityError(
                 f"member {path!r} has sha256 {sha256}, the manifest says {member.sha256}"

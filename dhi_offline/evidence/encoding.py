@@ -60,6 +60,17 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def within_depth(obj: object, limit: int) -> bool:
+    """Whether ``obj`` nests at most ``limit`` levels (a scalar is one level)."""
+    return _depth(obj, limit) <= limit
+
+
+def strict_decoder() -> json.JSONDecoder:
+    """A decoder with the strict rules of :func:`loads_json` except the depth limit,
+    for callers that parse a document piece by piece (``raw_decode``)."""
+    return json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+
+
 def loads_json(data: bytes | str, *, what: str) -> Any:
     """Parse JSON strictly: UTF-8, no duplicate keys, no NaN/Infinity, bounded depth."""
     # Parsed JSON holds no reference cycles; pausing the cyclic collector stops it from

@@ -1,18 +1,43 @@
-"""in-toto attestation Statements, v0.1 and v1, and subject matching by digest."""
+"""in-toto attestation Statements, v0.1 and v1, and subject matching by digest.
+
+The statement's top level (``_type``, ``subject``, ``predicateType``, and that no key
+appears twice) is always parsed strictly. The predicate is built lazily: when it is
+the last member (as every producer writes it), its text is only checked for well-formed
+JSON (:mod:`dhi_offline.evidence.skim`) while the statement is parsed, and the strict
+parser builds it the first time :attr:`Statement.predicate` is read. A multi-megabyte
+SBOM that nothing reads is then never built.
+"""
 
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
-from typing import Any
+import json.decoder
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from dhi_offline.errors import MalformedEvidenceError, SubjectMismatchError
-from dhi_offline.evidence.encoding import loads_json, require_dict, require_str
+from dhi_offline.evidence.encoding import (
+    MAX_JSON_DEPTH,
+    loads_json,
+    require_dict,
+    require_str,
+    strict_decoder,
+    within_depth,
+)
+from dhi_offline.evidence.skim import SkimError, skim_object
 
 STATEMENT_TYPES = frozenset(
     {"https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1"}
 )
 _HEX = frozenset("0123456789abcdef")
+_WS = re.compile(r"[ \t\n\r]*")
+_UNPARSED: Final[Any] = object()
+# The C string scanner the json module uses; typeshed does not declare it.
+_scanstring: Callable[[str, int, bool], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
+_LAZY_MIN = 64 * 1024
+"""Statements smaller than this are parsed whole: the fast path would not pay off."""
 
 
 @dataclass(frozen=True)
@@ -30,8 +55,35 @@ class Statement:
     type: str
     subjects: tuple[Subject, ...]
     predicate_type: str
-    predicate: Any
     raw: bytes
+    _predicate: Any = field(default=_UNPARSED, repr=False, compare=False)
+    outline: Any = field(default=None, repr=False, compare=False)
+    """What :mod:`~dhi_offline.evidence.skim` kept of a predicate not yet built
+    (SBOM component/package lists), else None."""
+
+    @property
+    def predicate(self) -> Any:
+        """The predicate, parsed strictly from ``raw`` on first use.
+
+        Raises:
+            MalformedEvidenceError: ``raw`` fails the strict parser (a duplicate key or
+                too deep nesting inside a predicate that was only skimmed).
+        """
+        if self._predicate is _UNPARSED:
+            doc = require_dict(loads_json(self.raw, what="in-toto statement"), what="statement")
+            object.__setattr__(self, "_predicate", doc.get("predicate"))
+        return self._predicate
+
+    @property
+    def predicate_outline(self) -> Any:
+        """The built predicate if it was built, else the skimmed outline (for counts)."""
+        if self._predicate is not _UNPARSED or self.outline is None:
+            return self.predicate
+        return self.outline
+
+    def without_content(self) -> Statement:
+        """A copy without the raw bytes and predicate (for results kept after use)."""
+        return Statement(self.type, self.subjects, self.predicate_type, b"", None)
 
     def subject_digests(self, algorithm: str = "sha256") -> list[str]:
         """All lowercase hex digests of ``algorithm`` among the subjects."""
@@ -64,18 +116,28 @@ class Statement:
 
 
 def parse_statement(payload: bytes, *, what: str = "in-toto statement") -> Statement:
-    """Parse an in-toto Statement v0.1 or v1.
+    """Parse an in-toto Statement v0.1 or v1 (the predicate lazily; see the module).
 
     Raises:
         MalformedEvidenceError: not JSON, unknown ``_type``, no subject, or a digest
             that is not lowercase hex of the right length.
     """
-    doc = require_dict(loads_json(payload, what=what), what=what)
-    stype = require_str(doc.get("_type"), what=f"{what}._type")
+    top: dict[str, Any] | None = None
+    outline: Any = None
+    if len(payload) >= _LAZY_MIN:
+        try:
+            top, outline = _parse_top_level(payload)
+        except (_NotFast, SkimError):
+            top = None
+    predicate: Any = _UNPARSED
+    if top is None:
+        top = require_dict(loads_json(payload, what=what), what=what)
+        predicate = top.get("predicate")
+    stype = require_str(top.get("_type"), what=f"{what}._type")
     if stype not in STATEMENT_TYPES:
         raise MalformedEvidenceError(f"{what}: unknown statement type {stype!r}")
-    ptype = require_str(doc.get("predicateType"), what=f"{what}.predicateType")
-    subj_obj = doc.get("subject")
+    ptype = require_str(top.get("predicateType"), what=f"{what}.predicateType")
+    subj_obj = top.get("subject")
     if not isinstance(subj_obj, list) or not subj_obj:
         raise MalformedEvidenceError(f"{what}: no subject")
     subjects: list[Subject] = []
@@ -96,6 +158,65 @@ def parse_statement(payload: bytes, *, what: str = "in-toto statement") -> State
         type=stype,
         subjects=tuple(subjects),
         predicate_type=ptype,
-        predicate=doc.get("predicate"),
         raw=payload,
+        _predicate=predicate,
+        outline=outline,
     )
+
+
+class _NotFast(Exception):
+    """The fast path does not apply; the strict parser decides."""
+
+
+def _parse_top_level(payload: bytes) -> tuple[dict[str, Any], Any]:
+    """The top-level members except a last ``predicate``, parsed strictly; its outline.
+
+    The predicate's text (from after its key to before the final ``}``) must be one
+    well-formed JSON object: then nothing can follow it, so no key can hide after it.
+    Anything unusual raises _NotFast and the whole statement goes to the strict parser.
+    """
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _NotFast from e
+    decoder = strict_decoder()
+    end = len(text.rstrip(" \t\n\r"))
+    idx = _WS.match(text, 0).end()  # type: ignore[union-attr]
+    if text[idx : idx + 1] != "{" or text[end - 1 : end] != "}":
+        raise _NotFast
+    idx += 1
+    top: dict[str, Any] = {}
+    outline: Any = None
+    while True:
+        idx = _WS.match(text, idx).end()  # type: ignore[union-attr]
+        if text[idx : idx + 1] != '"':
+            raise _NotFast
+        try:
+            key, idx = _scanstring(text, idx + 1, True)
+            idx = _WS.match(text, idx).end()  # type: ignore[union-attr]
+            if text[idx : idx + 1] != ":":
+                raise _NotFast
+            idx = _WS.match(text, idx + 1).end()  # type: ignore[union-attr]
+            if key in top or (key == "predicate" and outline is not None):
+                raise _NotFast  # a duplicate: the strict parser names it
+            if key == "predicate":
+                ptype = top.get("predicateType")
+                if not isinstance(ptype, str):
+                    raise _NotFast
+                # The predicate's bytes: from here to before the final "}".
+                start = idx if payload.isascii() else len(text[:idx].encode("utf-8"))
+                stop = len(payload.rstrip(b" \t\n\r")) - 1
+                outline = skim_object(payload[start:stop], ptype)
+                return top, outline
+            value, idx = decoder.raw_decode(text, idx)
+        except (ValueError, RecursionError) as e:
+            raise _NotFast from e
+        if not within_depth(value, MAX_JSON_DEPTH - 1):
+            raise _NotFast
+        top[key] = value
+        idx = _WS.match(text, idx).end()  # type: ignore[union-attr]
+        sep = text[idx : idx + 1]
+        if sep != ",":
+            # The statement ended without a predicate after the others: nothing to skip.
+            raise _NotFast
+        idx += 1

@@ -327,13 +327,16 @@ def sbom_package_count(predicate_type: str, predicate: object) -> int | None:
     if not isinstance(predicate, dict):
         return None
     if predicate_type.startswith(CYCLONEDX_PREFIX):
+        # A list at a time: an SBOM holds tens of thousands of components.
         count = 0
-        stack = list(predicate.get("components") or [])
-        while stack:
-            comp = stack.pop()
-            if isinstance(comp, dict):
-                count += 1
-                stack.extend(comp.get("components") or [])
+        lists = [predicate.get("components")]
+        while lists:
+            comps = lists.pop()
+            if not isinstance(comps, list):
+                continue
+            dicts = [c for c in comps if isinstance(c, dict)]
+            count += len(dicts)
+            lists += [c["components"] for c in dicts if c.get("components")]
         return count
     if predicate_type.startswith(SPDX_PREFIX):
         packages = predicate.get("packages")

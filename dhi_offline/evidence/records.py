@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -29,6 +31,7 @@ from dhi_offline.evidence.encoding import loads_json, require_dict, require_int,
 Layout = Literal["dhi-scout", "cosign-att", "sigstore-bundle", "buildkit"]
 LAYOUTS: frozenset[str] = frozenset({"dhi-scout", "cosign-att", "sigstore-bundle", "buildkit"})
 EVIDENCE_VERSION = 1
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class BlobStore(Protocol):
@@ -74,23 +77,26 @@ class MemoryBlobStore:
 
 @dataclass(frozen=True)
 class DirectoryBlobStore:
-    """Blobs under ``root/sha256/<hex>`` (an opened bundle); every read is re-hashed."""
+    """Blobs under ``root/sha256/<hex>`` (an opened bundle), or in ``memory``.
+
+    Every read is re-hashed: a blob's name is the claim the verifier relies on.
+    """
 
     root: Path
+    memory: Mapping[str, bytes] = field(default_factory=dict)
+    """Hex digest -> bytes of the blobs the reader kept in memory (consulted first)."""
 
     def get(self, digest: str) -> bytes:
         """The bytes for ``digest``, checked against it."""
         alg, _, hexpart = digest.partition(":")
-        if (
-            alg != "sha256"
-            or len(hexpart) != 64
-            or not all(c in "0123456789abcdef" for c in hexpart)
-        ):
+        if alg != "sha256" or not _HEX64.fullmatch(hexpart):
             raise MalformedEvidenceError(f"unsupported digest {digest!r}")
-        try:
-            data = (self.root / "sha256" / hexpart).read_bytes()
-        except OSError as e:
-            raise MalformedEvidenceError(f"{digest[:19]}… is not in the evidence") from e
+        data = self.memory.get(hexpart)
+        if data is None:
+            try:
+                data = (self.root / "sha256" / hexpart).read_bytes()
+            except OSError as e:
+                raise MalformedEvidenceError(f"{digest[:19]}… is not in the evidence") from e
         check_digest(digest, data)
         return data
 

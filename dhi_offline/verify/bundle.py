@@ -84,6 +84,9 @@ from dhi_offline.verify.result import (
 )
 
 _LOG_ID = re.compile(r"[0-9a-f]{64}")
+MEMORY_BUDGET = 64 * 1024 * 1024
+"""Bytes of small members (<= 1 MiB each) kept in memory instead of written to the
+work directory: most members are small, and each file costs a creation and a read."""
 
 
 class ExpiredBundleError(VerificationError):
@@ -169,7 +172,13 @@ def verify_bundle_file(
         found = trust.exporters.get(key_id)
         return found[1] if found else None
 
-    opened = open_bundle(path, trusted_exporters=exporter, dest=workdir, limits=options.limits)
+    opened = open_bundle(
+        path,
+        trusted_exporters=exporter,
+        dest=workdir,
+        limits=options.limits,
+        memory_budget=MEMORY_BUDGET,
+    )
     manifest = opened.manifest
     exporter_name = trust.exporters[opened.signer.key_id][0]
     checks.append(Check("1-3 archive", "bundle structure, limits and member hashes", "passed"))
@@ -203,17 +212,23 @@ def verify_bundle_file(
     checkpoints = _check_checkpoints(opened, trusted_root, options, checks, warnings)
 
     # (5)-(7): images, attestations, policy.
-    blobs = DirectoryBlobStore(opened.root / "blobs")
-    try:
-        index = EvidenceIndex.from_json_bytes((opened.root / layout.EVIDENCE).read_bytes())
-    except FileNotFoundError:
+    blobs = DirectoryBlobStore(
+        opened.root / "blobs",
+        memory={
+            p.removeprefix(layout.BLOBS_PREFIX): data
+            for p, data in opened.memory.items()
+            if p.startswith(layout.BLOBS_PREFIX)
+        },
+    )
+    if opened.has(layout.EVIDENCE):
+        index = EvidenceIndex.from_json_bytes(opened.read_bytes(layout.EVIDENCE))
+    else:
         index = EvidenceIndex(attestations=())
         warnings.append("the bundle carries no evidence index")
     completions: dict[tuple[str, int], bytes] = {}
     for c in index.completions:
-        member = opened.root / c.path
-        if manifest.member(c.path) is not None and member.is_file():
-            completions[(c.log_id, c.log_index)] = member.read_bytes()
+        if opened.has(c.path):
+            completions[(c.log_id, c.log_index)] = opened.read_bytes(c.path)
     ptrust = PublisherTrust(keyring=publishers, trusted_root=trusted_root)
     all_violations: list[Violation] = []
     results: dict[str, AttestationResult] = {}
@@ -303,18 +318,16 @@ def _bundle_keys(
     opened: OpenedBundle, publishers: Keyring, root: TrustedRoot, warnings: list[str]
 ) -> tuple[Keyring, TrustedRoot]:
     """With --trust-bundle-keys: add the bundle's keyring and use its trusted root."""
-    ring_path = opened.root / layout.KEYRING
-    if ring_path.is_file():
-        carried = keyring_from_json(ring_path.read_bytes())
+    if opened.has(layout.KEYRING):
+        carried = keyring_from_json(opened.read_bytes(layout.KEYRING))
         for e in carried.entries:
             if publishers.by_id(e.key_id) is None:
                 publishers = publishers.with_entry(
                     KeyringEntry(f"bundle:{e.name}", e.key, e.status, e.not_before, e.not_after)
                 )
-    root_path = opened.root / layout.TRUSTED_ROOT
-    if root_path.is_file():
+    if opened.has(layout.TRUSTED_ROOT):
         try:
-            root = TrustedRoot.from_bytes(root_path.read_bytes())
+            root = TrustedRoot.from_bytes(opened.read_bytes(layout.TRUSTED_ROOT))
         except TrustMaterialError as e:
             warnings.append(f"the bundle's trusted root is unusable: {e.message}")
     return publishers, root
@@ -345,7 +358,7 @@ def _check_checkpoints(
         limit = MAX_CHECKPOINT_LENGTH if parts[2] == "checkpoint.txt" else 4 * MAX_CHECKPOINT_LENGTH
         if member.size > limit:
             raise CheckpointError(f"{member.path} is {member.size} bytes, more than {limit}")
-        data = (opened.root / member.path).read_bytes()
+        data = opened.read_bytes(member.path)
         if parts[2] == "checkpoint.txt":
             try:
                 found[log_id_hex] = data.decode("utf-8")
@@ -468,6 +481,10 @@ def _platform(
             result = verify_attestation(
                 record, blobs=blobs, trust=trust, at=options.at, completions=completions
             )
+            if _policy_reads(result.predicate_type) or options.keep_statements:
+                # Build the predicate now, strictly: a predicate that fails the strict
+                # parser fails its attestation, not the policy run or the printout.
+                _ = result.statement.predicate
         except VerificationError as e:
             views.append(
                 AttestationView(
@@ -491,9 +508,7 @@ def _platform(
             continue
         light = result
         if not options.keep_statements:
-            light = dataclasses.replace(
-                result, statement=dataclasses.replace(result.statement, predicate=None, raw=b"")
-            )
+            light = dataclasses.replace(result, statement=result.statement.without_content())
         verified[record.id] = light
         results.append(result if _policy_reads(result.predicate_type) else light)
         tests = None
@@ -520,7 +535,9 @@ def _platform(
                 log_indexes=tuple(e.log_index for e in result.log_entries),
                 signing_times=result.signing_times,
                 tests=tests,
-                package_count=sbom_package_count(result.predicate_type, result.statement.predicate),
+                package_count=sbom_package_count(
+                    result.predicate_type, result.statement.predicate_outline
+                ),
             )
         )
         checks.append(

@@ -413,8 +413,10 @@ CASES: dict[str, Case] = {
 }
 
 
+@pytest.mark.parametrize("budget", [0, 64 * 1024 * 1024], ids=["files", "memory"])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_refused(tmp_path: Path, exporter_key: Key, other_key: Key, name: str) -> None:
+def test_refused(tmp_path: Path, exporter_key: Key, other_key: Key, name: str, budget: int) -> None:
+    # Every refusal holds whether members are written out or kept in memory.
     case = CASES[name]
     bundle = case.build(exporter_key, other_key, tmp_path / "b.dhi.tar.zst")
     dest = tmp_path / "dest"
@@ -425,6 +427,7 @@ def test_refused(tmp_path: Path, exporter_key: Key, other_key: Key, name: str) -
             trusted_exporters=trusted(public_key_of(exporter_key)),
             dest=dest,
             limits=case.limits,
+            memory_budget=budget,
         )
     if case.error is BundleFormatError:
         # Structural refusals are not mislabelled as a member or signature problem.
@@ -433,6 +436,54 @@ def test_refused(tmp_path: Path, exporter_key: Key, other_key: Key, name: str) -
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.dhi.tar.zst", "dest"]
     if case.error in (ManifestSignatureError, InputError):
         assert list(dest.iterdir()) == []
+
+
+def test_memory_budget_keeps_small_members_in_memory(tmp_path: Path, exporter_key: Key) -> None:
+    big = os.urandom(3000)
+    members = [*sample_members(), (layout.blob_path(hashlib.sha256(big).hexdigest()), big)]
+    bundle = write_sample(tmp_path / "b.dhi.tar.zst", exporter_key, members=members).path
+    trust = trusted(public_key_of(exporter_key))
+    small = [(p, d) for p, d in members if isinstance(d, bytes) and len(d) <= 100]
+    budget = sum(len(d) for _, d in small)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    opened = open_bundle(
+        bundle, trusted_exporters=trust, dest=dest, memory_budget=budget, memory_member_max=100
+    )
+    # Members over the per-member cap are written; those under it kept while it lasts.
+    assert sorted(opened.memory) == sorted(p for p, _ in small)
+    on_disk = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert on_disk == sorted(
+        [
+            layout.MANIFEST,
+            layout.MANIFEST_SIGNATURE,
+            layout.blob_path(hashlib.sha256(big).hexdigest()),
+        ]
+    )
+    for path, data in members:
+        assert opened.has(path)
+        assert opened.read_bytes(path) == data
+    assert not opened.has("blobs/sha256/" + "0" * 64)
+    with pytest.raises(FileNotFoundError):
+        opened.read_bytes("blobs/sha256/" + "0" * 64)
+
+
+def test_memory_budget_is_a_total(tmp_path: Path, exporter_key: Key) -> None:
+    bundle = write_sample(tmp_path / "b.dhi.tar.zst", exporter_key).path
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    sizes = {p: len(d) for p, d in sample_members() if isinstance(d, bytes)}
+    opened = open_bundle(
+        bundle,
+        trusted_exporters=trusted(public_key_of(exporter_key)),
+        dest=dest,
+        memory_budget=min(sizes.values()) + 1,
+    )
+    # Path order: once the budget cannot take a member, it goes to disk.
+    assert sum(len(d) for d in opened.memory.values()) <= min(sizes.values()) + 1
+    assert len(opened.memory) == 1
+    for path, data in sample_members():
+        assert opened.read_bytes(path) == data
 
 
 def test_unknown_exporter(tmp_path: Path, exporter_key: Key) -> None:

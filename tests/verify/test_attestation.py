@@ -285,3 +285,29 @@ def test_last_signer_is_tried_first_but_every_key_still_counts(
         == "other"
     )
     assert two.last_signer == [from_crypto(other.public_key).key_id]
+
+
+class _DuplicatingDict(dict[str, object]):
+    """Encodes with its first key twice (json calls items() on dict subclasses)."""
+
+    def items(self):  # type: ignore[no-untyped-def, override]
+        pairs = list(super().items())
+        return [pairs[0], *pairs]
+
+
+def test_large_predicate_is_built_only_when_read(
+    world: tuple[TestPublisher, RekorDouble, PublisherTrust],
+) -> None:
+    publisher, _, trust = world
+    image = make_image("dhi.io/python")
+    sbom = cyclonedx_sbom(image.ref, 1000)
+    sbom["metadata"] = _DuplicatingDict(a=1, b=2)  # a duplicate key deep inside
+    p = publisher.dhi_attestation(image.ref, "https://cyclonedx.org/bom", sbom)
+    assert len(p.layer().data) > 64 * 1024
+    result = verify_attestation(record_for(p), blobs=store_of(p), trust=trust, at=NOW)
+    # Signed, about this image, of this type: verified without building the SBOM ...
+    assert result.predicate_type == "https://cyclonedx.org/bom"
+    assert result.statement.outline is not None
+    # ... and the strict rules apply as soon as someone reads it.
+    with pytest.raises(MalformedEvidenceError, match="duplicate key 'a'"):
+        _ = result.statement.predicate

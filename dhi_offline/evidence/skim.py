@@ -1,0 +1,90 @@
+"""Check that a JSON object is well formed without building it (for predicates nobody reads).
+
+An SBOM predicate can be tens of megabytes. The verifier needs its statement's
+``_type``, ``subject`` and ``predicateType`` and, for the report, the number of
+packages; policy never reads an SBOM's content. Building every SBOM into Python objects
+cost ~20 ms per MB, far more than decompressing and hashing it. :func:`skim_object`
+runs a Rust JSON parser (``jiter``, through ``pydantic_core``, which sigstore already
+depends on) that validates the syntax of the whole text and keeps only an outline: the
+nested ``components`` lists of a CycloneDX document, the ``packages`` list of an SPDX
+one, nothing of anything else.
+
+What it checks: UTF-8, JSON syntax (strings, escapes, numbers, literals, no trailing
+data), nesting up to the parser's limit. What it does not: duplicate keys and the
+64-level nesting limit of :func:`dhi_offline.evidence.encoding.loads_json`, and
+``NaN``/``Infinity``, which the parser accepts (callers refuse text that contains them
+by falling back to the strict parser). The strict parser runs whenever the predicate
+is read.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic_core import CoreConfig, SchemaValidator, ValidationError
+from pydantic_core import core_schema as cs
+
+from dhi_offline.evidence.predicates import CYCLONEDX_PREFIX, SPDX_PREFIX
+
+
+class SkimError(ValueError):
+    """The text is not exactly one well-formed JSON object (of the expected outline)."""
+
+
+@cache
+def _validator(kind: str) -> SchemaValidator:
+    config = CoreConfig(allow_inf_nan=False)
+    if kind == "cyclonedx":
+        # Components nest; each level keeps only its own ``components``.
+        component = cs.typed_dict_schema(
+            {
+                "components": cs.typed_dict_field(
+                    cs.list_schema(cs.definition_reference_schema("component")), required=False
+                )
+            },
+            extra_behavior="ignore",
+            ref="component",
+        )
+        schema: cs.CoreSchema = cs.definitions_schema(
+            cs.definition_reference_schema("component"), [component]
+        )
+    elif kind == "spdx":
+        schema = cs.typed_dict_schema(
+            {
+                "packages": cs.typed_dict_field(
+                    cs.list_schema(cs.typed_dict_schema({}, extra_behavior="ignore")),
+                    required=False,
+                )
+            },
+            extra_behavior="ignore",
+        )
+    else:
+        schema = cs.typed_dict_schema({}, extra_behavior="ignore")
+    return SchemaValidator(schema, config=config)
+
+
+def _kind(predicate_type: str) -> str:
+    if predicate_type.startswith(CYCLONEDX_PREFIX):
+        return "cyclonedx"
+    if predicate_type.startswith(SPDX_PREFIX):
+        return "spdx"
+    return "other"
+
+
+def skim_object(text: bytes, predicate_type: str) -> dict[str, Any]:
+    """Validate ``text`` as one JSON object and return its outline for ``predicate_type``.
+
+    Raises:
+        SkimError: not one well-formed JSON object, ``NaN``/``Infinity`` appear, or an
+            outlined field has the wrong shape (the strict parser then decides).
+    """
+    if b"NaN" in text or b"Infinity" in text:
+        raise SkimError("NaN or Infinity may appear: left to the strict parser")
+    try:
+        outline = _validator(_kind(predicate_type)).validate_json(text)
+    except ValidationError as e:
+        raise SkimError(str(e).splitlines()[-1].strip()) from e
+    if not isinstance(outline, dict):  # pragma: no cover - the schemas return dicts
+        raise SkimError("not a JSON object")
+    return outline
