@@ -43,9 +43,10 @@ SCOUT_REGISTRY = "registry.scout.docker.com"
 _H_IMAGES = "Image references, or oci-layout:DIR[:TAG|@DIGEST]."
 _H_SIGNING_KEY = "Exporter private key (PEM) that signs the bundle."
 _H_OUTPUT = "Bundle path (default bundles/<name>.dhi.tar.zst)."
-_H_PLATFORM = "OS/ARCH[/VARIANT]; repeatable. Default: every platform."
+# Help is rich markup: a bracket that is not a style tag must be escaped.
+_H_PLATFORM = "OS/ARCH\\[/VARIANT]; repeatable. Default: every platform."
 _H_ATT_FROM = (
-    "REGISTRY[/PREFIX] holding the attestations (default for dhi.io: registry.scout.docker.com)."
+    "REGISTRY\\[/PREFIX] holding the attestations (default for dhi.io: registry.scout.docker.com)."
 )
 _H_KEY = "Publisher public key (PEM file or URL); repeatable. Default: the shipped DHI keyring."
 _H_ROOT = "trusted_root.json (default: Sigstore public-good via TUF, else the shipped copy)."

@@ -7,45 +7,74 @@ traceback.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from dhi_offline import __version__
-from dhi_offline.cli import archive as archive_cmd
-from dhi_offline.cli import attest as attest_cmd
-from dhi_offline.cli import demo as demo_cmd
-from dhi_offline.cli import export as export_cmd
-from dhi_offline.cli import sigstore as sigstore_cmd
-from dhi_offline.cli import trust as trust_cmd
-from dhi_offline.cli import verify as verify_cmd
 from dhi_offline.errors import DhiError
 
-app = typer.Typer(
-    name="dhi-offline",
-    help=(
-        "Verify Docker Hardened Images and their signed attestations with no network: "
-        "export evidence on a connected machine, verify it on an air-gapped host."
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.command("export")(export_cmd.export)
-app.command("verify")(verify_cmd.verify)
-app.command("import")(verify_cmd.import_)
-app.command("inspect")(verify_cmd.inspect)
-app.add_typer(attest_cmd.app, name="attest")
-app.add_typer(trust_cmd.app, name="trust")
-app.add_typer(archive_cmd.app, name="archive")
-app.add_typer(export_cmd.keys_app, name="keys")
-app.add_typer(sigstore_cmd.app, name="sigstore")
-app.command("demo")(demo_cmd.demo)
+# name -> (module under dhi_offline.cli, attribute, a command function or a sub-app), in
+# the order --help lists them. Only the module of the command being run is imported: a
+# `verify` need not load the exporter's HTTP client (half the start-up time).
+COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "export": ("export", "export", False),
+    "verify": ("verify", "verify", False),
+    "import": ("verify", "import_", False),
+    "inspect": ("verify", "inspect", False),
+    "attest": ("attest", "app", True),
+    "trust": ("trust", "app", True),
+    "archive": ("archive", "app", True),
+    "keys": ("export", "keys_app", True),
+    "sigstore": ("sigstore", "app", True),
+    "demo": ("demo", "demo", False),
+}
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The typer application with every command, or with the command ``only``."""
+    application = typer.Typer(
+        name="dhi-offline",
+        help=(
+            "Verify Docker Hardened Images and their signed attestations with no network: "
+            "export evidence on a connected machine, verify it on an air-gapped host."
+        ),
+        no_args_is_help=True,
+        add_completion=False,
+        rich_markup_mode="rich",
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    application.callback()(_root)
+    for name, (module, attribute, is_group) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        target = getattr(importlib.import_module(f"dhi_offline.cli.{module}"), attribute)
+        if is_group:
+            application.add_typer(target, name=name)
+        else:
+            application.command(name)(target)
+    return application
+
+
+def __getattr__(name: str) -> Any:
+    # ``app`` (every command) is built on first use, for callers that want the object.
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
+
+
+def _command_of(args: list[str]) -> str | None:
+    """The subcommand ``args`` run, when it is a known one (global options first)."""
+    for arg in args:
+        if arg in ("--verbose", "-v"):
+            continue
+        return arg if arg in COMMANDS else None
+    return None
 
 
 def _version(value: bool) -> None:
@@ -54,7 +83,6 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def _root(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors (for bug reports).")
@@ -76,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Standalone mode: typer reports its own usage errors (exit 2) and ends with
         # SystemExit; our errors propagate to here.
-        app(args=args, prog_name="dhi-offline")
+        build_app(_command_of(args))(args=args, prog_name="dhi-offline")
     except SystemExit as e:
         if e.code is None:
             return 0

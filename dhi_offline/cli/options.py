@@ -64,7 +64,7 @@ ArchiveOpt = Annotated[
     Path | None,
     typer.Option("--archive", help="Evidence archive directory (default: user data dir)."),
 ]
-PlatformOpt = Annotated[str | None, typer.Option("--platform", help="os/arch[/variant].")]
+PlatformOpt = Annotated[str | None, typer.Option("--platform", help="os/arch\\[/variant].")]
 
 
 @dataclass(frozen=True)

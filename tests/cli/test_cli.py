@@ -10,6 +10,7 @@ import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -244,3 +245,51 @@ def test_verify_bundle_with_no_network_at_all(tmp_path: Path) -> None:
         timeout=60,
     )
     assert probe.returncode != 0 and ("unreachable" in probe.stderr or "refused" in probe.stderr)
+
+
+@pytest.mark.parametrize(
+    ("argv", "loaded", "not_loaded"),
+    [
+        (["verify", "--help"], "dhi_offline.cli.verify", "httpx"),
+        (["-v", "sigstore", "--help"], "dhi_offline.cli.sigstore", "dhi_offline.cli.export"),
+        (["export", "--help"], "httpx", "dhi_offline.cli.archive"),
+        (["--help"], "dhi_offline.cli.export", None),
+    ],
+)
+def test_only_the_command_run_is_loaded(
+    argv: list[str], loaded: str, not_loaded: str | None
+) -> None:
+    # The air-gapped commands start without loading the exporter's HTTP client.
+    code = (
+        "import sys, contextlib, io\n"
+        "from dhi_offline.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    rc = main({argv!r})\n"
+        f"print(rc, {loaded!r} in sys.modules, {not_loaded!r} in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["0", "True", "False"]
+
+
+def test_every_command_is_listed_and_its_help_renders() -> None:
+    # Help is rich markup: a stray "[/...]" in a help text crashed `export --help`.
+    import typer.main
+
+    from dhi_offline.cli.main import COMMANDS, build_app
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["--help"]) == 0
+    group: Any = typer.main.get_command(build_app())
+    for name in COMMANDS:
+        assert f" {name} " in out.getvalue()
+        command = group.commands[name]
+        paths = [[name]]
+        if hasattr(command, "commands"):
+            paths += [[name, sub] for sub in command.commands]
+        for path in paths:
+            with redirect_stdout(io.StringIO()) as sub:
+                assert main([*path, "--help"]) == 0, path
+            assert f"dhi-offline {' '.join(path)}" in sub.getvalue()
