@@ -136,16 +136,19 @@ def _attest(
     predicate_type: str,
     predicate: Any,
 ) -> None:
-    statement = _json(
+    # The member order in-toto-golang (and so BuildKit, cosign, Scout) writes: the
+    # predicate last. Only the predicate's own keys are sorted.
+    statement = json.dumps(
         {
             "_type": "https://in-toto.io/Statement/v1",
+            "predicateType": predicate_type,
             "subject": [
                 {"name": SAMPLE_NAME, "digest": {"sha256": subject.digest.partition(":")[2]}}
             ],
-            "predicateType": predicate_type,
-            "predicate": predicate,
-        }
-    )
+            "predicate": json.loads(_json(predicate)),
+        },
+        separators=(",", ":"),
+    ).encode()
     empty = writer.add_blob(mt.EMPTY_JSON, mt.OCI_EMPTY)
     layer = writer.add_blob(statement, mt.IN_TOTO)
     attestation = writer.add_manifest(

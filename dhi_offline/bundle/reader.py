@@ -43,7 +43,7 @@ import contextlib
 import hashlib
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, Final, cast
@@ -454,6 +454,7 @@ def open_bundle(
     limits: Limits | None = None,
     memory_budget: int = 0,
     memory_member_max: int = _MiB,
+    on_extracted: Callable[[str, int], None] | None = None,
 ) -> OpenedBundle:
     """Verify a bundle and extract it into ``dest``; see the module docstring for steps.
 
@@ -468,6 +469,8 @@ def open_bundle(
             written under ``dest`` (0: every member is written). Small members are
             most of a bundle's count and cost a file creation each.
         memory_member_max: only members of at most this size are kept in memory.
+        on_extracted: called with (path, size) after a member is written under ``dest``
+            and its SHA-256 matched the manifest (never for members kept in memory).
 
     Raises:
         UsageError: ``dest`` is not an empty directory owned by the caller.
@@ -497,7 +500,7 @@ def open_bundle(
             extractor.write(layout.MANIFEST_SIGNATURE, iter((sig_bytes,)))
             # (6)
             memory = _Memory(memory_budget, memory_member_max)
-            _extract_members(tar, manifest, extractor, limits, memory)
+            _extract_members(tar, manifest, extractor, limits, memory, on_extracted=on_extracted)
             return OpenedBundle(
                 manifest=manifest,
                 manifest_bytes=manifest_bytes,
@@ -532,6 +535,8 @@ def _extract_members(
     extractor: _Extractor,
     limits: Limits,
     memory: _Memory,
+    *,
+    on_extracted: Callable[[str, int], None] | None,
 ) -> None:
     listed = {m.path: m for m in manifest.members}
     seen: set[str] = set()
@@ -565,6 +570,8 @@ def _extract_members(
             raise MemberIntegrityError(
                 f"member {path!r} has sha256 {sha256}, the manifest says {member.sha256}"
             )
+        if on_extracted is not None and path not in memory.members:
+            on_extracted(path, size)
     # (7) The end of the archive was verified by next_header(); now completeness.
     missing = sorted(listed.keys() - seen)
     if missing:

@@ -115,20 +115,52 @@ class Statement:
         )
 
 
-def parse_statement(payload: bytes, *, what: str = "in-toto statement") -> Statement:
+TopLevel = tuple[dict[str, Any], Any]
+"""What the fast path keeps of a statement: its top-level members except the predicate,
+and the predicate's outline."""
+
+Prepared = Callable[[bytes], TopLevel | None]
+"""A lookup of statements whose top level was parsed ahead (in another process), keyed
+by their exact bytes: see :func:`parse_top_level`."""
+
+
+def parse_top_level(payload: bytes) -> TopLevel | None:
+    """The fast path of :func:`parse_statement` alone (None: it does not apply).
+
+    Pure and picklable in and out, so it can run in a worker process; its result stands
+    for ``parse_statement``'s own fast path on the same bytes.
+    """
+    if len(payload) < _LAZY_MIN:
+        return None
+    try:
+        return _parse_top_level(payload)
+    except (_NotFast, SkimError):
+        return None
+
+
+def parse_statement(
+    payload: bytes, *, what: str = "in-toto statement", prepared: Prepared | None = None
+) -> Statement:
     """Parse an in-toto Statement v0.1 or v1 (the predicate lazily; see the module).
+
+    Args:
+        payload: the statement's bytes.
+        what: how errors name it.
+        prepared: where the fast path may already have run on these bytes.
 
     Raises:
         MalformedEvidenceError: not JSON, unknown ``_type``, no subject, or a digest
             that is not lowercase hex of the right length.
     """
+    fast = None
+    if prepared is not None and len(payload) >= _LAZY_MIN:
+        fast = prepared(payload)
+    if fast is None:
+        fast = parse_top_level(payload)
     top: dict[str, Any] | None = None
     outline: Any = None
-    if len(payload) >= _LAZY_MIN:
-        try:
-            top, outline = _parse_top_level(payload)
-        except (_NotFast, SkimError):
-            top = None
+    if fast is not None:
+        top, outline = dict(fast[0]), fast[1]
     predicate: Any = _UNPARSED
     if top is None:
         top = require_dict(loads_json(payload, what=what), what=what)

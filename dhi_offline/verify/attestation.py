@@ -46,7 +46,7 @@ from dhi_offline.evidence.cosign import (
 )
 from dhi_offline.evidence.dsse import envelope_from_bytes, verify_envelope
 from dhi_offline.evidence.encoding import loads_json, require_dict
-from dhi_offline.evidence.intoto import Statement, parse_statement
+from dhi_offline.evidence.intoto import Prepared, Statement, parse_statement
 from dhi_offline.evidence.records import AttestationRecord, BlobStore
 from dhi_offline.evidence.sigstore_bundle import TlogEntry, parse_bundle
 from dhi_offline.evidence.simplesigning import (
@@ -190,12 +190,14 @@ def verify_attestation(
     trust: PublisherTrust,
     at: datetime,
     completions: Mapping[tuple[str, int], bytes] | None = None,
+    prepared: Prepared | None = None,
 ) -> AttestationResult:
     """Verify one record (see the module docstring for the plan).
 
     Args:
         at: the reference time (``--at`` or now), used for keys when no time is verified.
         completions: Rekor responses stored at export, by (log id hex, log index).
+        prepared: statements whose top level was parsed ahead, by their exact bytes.
 
     Raises:
         VerificationError: a subclass naming the failed step.
@@ -218,9 +220,10 @@ def verify_attestation(
                 trust=trust,
                 at=at,
                 completions=completions,
+                prepared=prepared,
             )
         # (2): the bare statement.
-        statement = parse_statement(layer)
+        statement = parse_statement(layer, prepared=prepared)
         statement.require_subject(record.subject)
         if record.layout == "buildkit":
             return AttestationResult(record, statement, "unsigned", None, (), ())
@@ -301,12 +304,13 @@ def _cosign_att(
     trust: PublisherTrust,
     at: datetime,
     completions: Mapping[tuple[str, int], bytes],
+    prepared: Prepared | None,
 ) -> AttestationResult:
     envelope = envelope_from_bytes(layer)
     # (3): the DSSE signature by a pinned key.
     entry, signed = _try_keys(trust, lambda k: verify_envelope(envelope, k.key))
     # (2): the statement inside.
-    statement = parse_statement(envelope.payload)
+    statement = parse_statement(envelope.payload, prepared=prepared)
     statement.require_subject(record.subject)
     # (4): the log entry from the annotation, bound to the exact uploaded envelope bytes.
     annotations = layer_desc.get("annotations") or {}

@@ -47,6 +47,7 @@ from dhi_offline.errors import (
     VerificationError,
 )
 from dhi_offline.evidence.encoding import loads_json, require_dict
+from dhi_offline.evidence.intoto import Prepared
 from dhi_offline.evidence.predicates import (
     SCOUT_VULNS_PREDICATE,
     TESTS_PREDICATE,
@@ -74,6 +75,7 @@ from dhi_offline.verify.policy import (
     check_required_platforms,
     evaluate_platform,
 )
+from dhi_offline.verify.prefetch import StatementPrefetch, usable_cpus
 from dhi_offline.verify.result import (
     AttestationView,
     Check,
@@ -129,6 +131,9 @@ class VerifyOptions:
     """Keep every verified statement whole in the result (``attest get``). Otherwise only
     predicates policy reads are kept, so memory follows the largest statement, not the
     bundle."""
+    workers: int | None = None
+    """Processes that parse large statements ahead (:mod:`dhi_offline.verify.prefetch`);
+    None: one per usable CPU when there are at least two, 0: none."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,24 @@ def verify_bundle_file(
         VerificationError: steps 1-4 refused the bundle (typed, naming the step).
         InputError: the file is unreadable.
     """
+    workers = options.workers
+    if workers is None:
+        cpus = usable_cpus()
+        workers = cpus if cpus > 1 else 0
+    with StatementPrefetch(workdir, workers=workers) as prefetch:
+        return _verify_bundle_file(
+            path, trust=trust, options=options, workdir=workdir, prefetch=prefetch
+        )
+
+
+def _verify_bundle_file(
+    path: Path,
+    *,
+    trust: BundleTrust,
+    options: VerifyOptions,
+    workdir: Path,
+    prefetch: StatementPrefetch,
+) -> VerifiedBundle:
     checks: list[Check] = []
     warnings: list[str] = []
     unsafe: list[str] = []
@@ -178,6 +201,7 @@ def verify_bundle_file(
         dest=workdir,
         limits=options.limits,
         memory_budget=MEMORY_BUDGET,
+        on_extracted=prefetch.member_extracted,
     )
     manifest = opened.manifest
     exporter_name = trust.exporters[opened.signer.key_id][0]
@@ -262,6 +286,7 @@ def verify_bundle_file(
                     checks=checks,
                     violations=all_violations,
                     verified=results,
+                    prepared=prefetch.lookup,
                 )
             )
         if options.policy is not None:
@@ -471,6 +496,7 @@ def _platform(
     checks: list[Check],
     violations: list[Violation],
     verified: dict[str, AttestationResult],
+    prepared: Prepared | None = None,
 ) -> PlatformView:
     """Steps 6 and 7 for one platform."""
     views: list[AttestationView] = []
@@ -479,7 +505,12 @@ def _platform(
     for record in records:
         try:
             result = verify_attestation(
-                record, blobs=blobs, trust=trust, at=options.at, completions=completions
+                record,
+                blobs=blobs,
+                trust=trust,
+                at=options.at,
+                completions=completions,
+                prepared=prepared,
             )
             if _policy_reads(result.predicate_type) or options.keep_statements:
                 # Build the predicate now, strictly: a predicate that fails the strict
