@@ -27,7 +27,8 @@ Measured (each the median of ``--runs`` interleaved runs):
   verify-bundle`` once per bundle.
 
 Usage: ``python benchmarks/bench_verify_sigstore_python.py [--iterations N] [--runs R]
-[--quick] [--json FILE]``.
+[--quick] [--profile] [--json FILE]``. ``--profile`` prints a pyinstrument profile of
+dhi-offline's in-process loop and exits.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from _common import (
     median,
     print_machine,
     print_table,
+    profile,
 )
 
 from dhi_offline.evidence.certificate import certificate_identity
@@ -229,6 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=None, help="default 5 (quick: 1)")
     parser.add_argument("--quick", action="store_true", help="smoke run")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--profile", action="store_true", help="profile dhi-offline's in-process loop and exit"
+    )
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -247,6 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         roots = root_files(work)
         configs = trust_configs(work, roots)
         ours = dhi_offline_verifier(all_cases, roots)
+        if args.profile:
+            ours(1)  # warm, as the measured runs are
+            profile(lambda: ours(iterations))
+            return 0
         theirs = sigstore_python_verifier(all_cases, roots)
         ours(1)  # warm up, and both must pass every bundle
         theirs(1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,8 +30,9 @@ from cryptography.x509.certificate_transparency import (
     SignatureAlgorithm,
     SignedCertificateTimestamp,
 )
-from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, ObjectIdentifier
 from cryptography.x509.verification import (
+    ClientVerifier,
     Criticality,
     ExtensionPolicy,
     PolicyBuilder,
@@ -39,7 +41,7 @@ from cryptography.x509.verification import (
 from cryptography.x509.verification import VerificationError as X509VerificationError
 
 from dhi_offline.errors import CertificateError, IdentityError, SCTError
-from dhi_offline.trust.trusted_root import LogInstance, TrustedRoot
+from dhi_offline.trust.trusted_root import Authority, LogInstance, TrustedRoot
 
 # Fulcio certificate extensions (sigstore/fulcio docs/oid-info.md).
 OIDC_ISSUER_V1_OID = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
@@ -69,24 +71,191 @@ def _fmt(when: datetime) -> str:
 
 def _check_fulcio_leaf_profile(leaf: x509.Certificate) -> None:
     """Reject a leaf that is a CA or lacks digitalSignature / code-signing usage."""
+    # Looked up by OID: the same extensions as by class, without an ABC isinstance
+    # check per extension (Fulcio leaves carry a dozen).
+    extensions = leaf.extensions
     try:
-        bc = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value
+        bc = extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
     except x509.ExtensionNotFound:
         bc = None
-    if bc is not None and bc.ca:
+    if isinstance(bc, x509.BasicConstraints) and bc.ca:
         raise CertificateError("signing certificate is a CA certificate, not a leaf")
     try:
-        ku = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+        ku = extensions.get_extension_for_oid(ExtensionOID.KEY_USAGE).value
     except x509.ExtensionNotFound as e:
         raise CertificateError("signing certificate has no KeyUsage extension") from e
-    if not ku.digital_signature:
+    if not isinstance(ku, x509.KeyUsage) or not ku.digital_signature:
         raise CertificateError("signing certificate KeyUsage lacks digitalSignature")
     try:
-        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        eku = extensions.get_extension_for_oid(ExtensionOID.EXTENDED_KEY_USAGE).value
     except x509.ExtensionNotFound as e:
         raise CertificateError("signing certificate has no ExtendedKeyUsage extension") from e
-    if ExtendedKeyUsageOID.CODE_SIGNING not in eku:
+    if not isinstance(eku, x509.ExtendedKeyUsage) or ExtendedKeyUsageOID.CODE_SIGNING not in eku:
         raise CertificateError("signing certificate ExtendedKeyUsage lacks codeSigning")
+
+
+# Fulcio leaves carry code-signing, not the client-auth EKU a client verifier demands;
+# relax only the EKU rule, as sigstore-python does, so every other WebPKI extension rule
+# stays in force. Built once: the policies are immutable and hold no time.
+_CA_POLICY = ExtensionPolicy.webpki_defaults_ca().may_be_present(
+    x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None
+)
+_EE_POLICY = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+    x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None
+)
+_PATH_ERRORS = (X509VerificationError, x509.UnsupportedGeneralNameType, ValueError)
+
+
+class _ValidatedLinks:
+    """Intermediate-to-anchor links that a whole-path validation has proved.
+
+    A key is ``(intermediate DER, anchor DER)``, both taken from a trusted root's
+    certificate authority, recorded after ``leaf -> intermediate -> anchor`` validated.
+    What that proved and no later leaf can change: the anchor's signature on the
+    intermediate, and both certificates' extension profile (the CA policy does not
+    depend on the leaf once name constraints are excluded). What depends on the time is
+    checked again on every use. Bounded (oldest first out); the lock keeps concurrent
+    verifications from corrupting the dict, and a race can only cost a re-validation.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._links: dict[tuple[bytes, bytes], None] = {}
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def __contains__(self, link: tuple[bytes, bytes]) -> bool:
+        with self._lock:
+            return link in self._links
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._links)
+
+    def add(self, link: tuple[bytes, bytes]) -> None:
+        with self._lock:
+            if link in self._links:
+                return
+            while len(self._links) >= self._limit:
+                del self._links[next(iter(self._links))]
+            self._links[link] = None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._links.clear()
+
+
+_VALIDATED_LINKS = _ValidatedLinks(limit=64)
+
+
+def clear_validated_links() -> None:
+    """Forget every remembered intermediate-to-anchor link (the next chain check of each
+    leaf validates the whole path again)."""
+    _VALIDATED_LINKS.clear()
+
+
+def _valid_at(cert: x509.Certificate, when: datetime) -> bool:
+    return cert.not_valid_before_utc <= when <= cert.not_valid_after_utc
+
+
+def _has_name_constraints(cert: x509.Certificate) -> bool:
+    try:
+        cert.extensions.get_extension_for_class(x509.NameConstraints)
+    except x509.ExtensionNotFound:
+        return False
+    return True
+
+
+def _path_verifier(anchor: x509.Certificate, when: datetime) -> ClientVerifier:
+    # The verification time is part of the builder, so a verifier is built per call
+    # (a few microseconds; the signature checks dominate).
+    return (
+        PolicyBuilder()
+        .store(Store([anchor]))
+        .time(when)
+        .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
+        .build_client_verifier()
+    )
+
+
+def _verify_with_authority(
+    leaf: x509.Certificate, authority: Authority, when: datetime
+) -> tuple[x509.Certificate, ...]:
+    """Validate ``leaf`` under one certificate authority at ``when``.
+
+    When the leaf's issuer is an intermediate of this authority whose link to the
+    authority's anchor a whole-path validation already proved, and the intermediate and
+    the anchor are both valid at ``when``, the leaf is validated with the intermediate as
+    the trust anchor: the leaf's signature, validity, profile and the intermediate's
+    validity and CA profile at ``when`` are checked again; the anchor's signature on the
+    intermediate (time-independent) is not. Otherwise, and whenever that shorter check
+    fails, the whole path is validated (so its error is the one reported).
+
+    Raises:
+        cryptography's VerificationError, UnsupportedGeneralNameType or ValueError.
+    """
+    anchor, intermediates = authority.chain[-1], authority.chain[:-1]
+    ders = authority.chain_der
+    for i, intermediate in enumerate(intermediates):
+        if (
+            (ders[i], ders[-1]) in _VALIDATED_LINKS
+            and intermediate.subject == leaf.issuer
+            and _valid_at(intermediate, when)
+            and _valid_at(anchor, when)
+        ):
+            try:
+                verified = _path_verifier(intermediate, when).verify(leaf, [])
+            except _PATH_ERRORS:
+                break
+            return (verified.chain[0], intermediate, anchor)
+
+    verified = _path_verifier(anchor, when).verify(leaf, list(intermediates))
+    chain = tuple(verified.chain)
+    if len(chain) == 3 and not (_has_name_constraints(chain[1]) or _has_name_constraints(anchor)):
+        # Name constraints make the path check depend on the leaf's names: never cache.
+        for i, intermediate in enumerate(intermediates):
+            if intermediate == chain[1]:
+                _VALIDATED_LINKS.add((ders[i], ders[-1]))
+                break
+    return chain
+
+
+def _verify_chain(
+    leaf: x509.Certificate,
+    trusted_root: TrustedRoot,
+    when: datetime,
+    proven: list[tuple[Authority, tuple[x509.Certificate, ...]]],
+) -> tuple[x509.Certificate, ...]:
+    not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    if not not_before <= when <= not_after:
+        raise CertificateError(
+            f"signing certificate is not valid at {_fmt(when)} "
+            f"(valid {_fmt(not_before)} to {_fmt(not_after)})"
+        )
+    _check_fulcio_leaf_profile(leaf)
+
+    authorities = trusted_root.cas_at(when)
+    if not authorities:
+        raise CertificateError(
+            f"no certificate authority of the trusted root is valid at {_fmt(when)}"
+        )
+    failures: list[str] = []
+    for authority in authorities:
+        for done_authority, done_chain in proven:
+            # A path of this authority validated at another time of the same signature:
+            # signatures and profiles do not depend on the time, validity does.
+            if done_authority is authority and all(_valid_at(c, when) for c in done_chain):
+                return done_chain
+        try:
+            chain = _verify_with_authority(leaf, authority, when)
+        except _PATH_ERRORS as e:
+            failures.append(f"{authority.subject or authority.uri}: {e}")
+            continue
+        proven.append((authority, chain))
+        return chain
+    raise CertificateError(
+        f"signing certificate does not chain to a trusted certificate authority at "
+        f"{_fmt(when)}: " + "; ".join(failures)
+    )
 
 
 def verify_certificate_chain(
@@ -99,6 +268,10 @@ def verify_certificate_chain(
     others are the only intermediates offered. Certificates a bundle carries are never
     used for path building. Every certificate of the path must be valid at ``at``, and
     the leaf must fit the Fulcio profile (not a CA, digitalSignature, codeSigning).
+
+    An intermediate-to-anchor link proved by an earlier whole-path validation is
+    remembered (process-wide, bounded) and not re-verified for later leaves of that
+    intermediate; see :func:`_verify_with_authority` for what is still checked.
 
     Args:
         leaf: the signing certificate.
@@ -114,50 +287,33 @@ def verify_certificate_chain(
             does not chain to a certificate authority trusted at ``at``.
         ValueError: ``at`` is a naive datetime.
     """
-    when = _aware_utc(at)
-    not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
-    if not not_before <= when <= not_after:
-        raise CertificateError(
-            f"signing certificate is not valid at {_fmt(when)} "
-            f"(valid {_fmt(not_before)} to {_fmt(not_after)})"
-        )
-    _check_fulcio_leaf_profile(leaf)
+    return _verify_chain(leaf, trusted_root, _aware_utc(at), [])
 
-    authorities = trusted_root.cas_at(when)
-    if not authorities:
-        raise CertificateError(
-            f"no certificate authority of the trusted root is valid at {_fmt(when)}"
-        )
 
-    # Fulcio leaves carry code-signing, not the client-auth EKU a client verifier
-    # demands; relax only the EKU rule, as sigstore-python does, so every other
-    # WebPKI extension rule stays in force.
-    ca_policy = ExtensionPolicy.webpki_defaults_ca().may_be_present(
-        x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None
-    )
-    ee_policy = ExtensionPolicy.webpki_defaults_ee().may_be_present(
-        x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None
-    )
-    failures: list[str] = []
-    for authority in authorities:
-        anchor, intermediates = authority.chain[-1], list(authority.chain[:-1])
-        verifier = (
-            PolicyBuilder()
-            .store(Store([anchor]))
-            .time(when)
-            .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
-            .build_client_verifier()
-        )
-        try:
-            verified = verifier.verify(leaf, intermediates)
-        except (X509VerificationError, x509.UnsupportedGeneralNameType, ValueError) as e:
-            failures.append(f"{authority.subject or authority.uri}: {e}")
-            continue
-        return tuple(verified.chain)
-    raise CertificateError(
-        f"signing certificate does not chain to a trusted certificate authority at "
-        f"{_fmt(when)}: " + "; ".join(failures)
-    )
+def verify_certificate_chain_at_times(
+    leaf: x509.Certificate, trusted_root: TrustedRoot, times: Sequence[datetime]
+) -> tuple[x509.Certificate, ...]:
+    """Verify ``leaf`` at every one of ``times``, as :func:`verify_certificate_chain` does.
+
+    The same as calling :func:`verify_certificate_chain` for each time in order (the
+    first time that fails raises its error), except that a path validated at one time is
+    accepted at a later one, without checking its signatures again, when the same
+    certificate authority is trusted then and every certificate of the path is valid.
+
+    Returns:
+        The chain verified at the last time.
+
+    Raises:
+        CertificateError: as :func:`verify_certificate_chain`, at the first failing time.
+        ValueError: no time, or a naive one.
+    """
+    if not times:
+        raise ValueError("at least one verification time is needed")
+    proven: list[tuple[Authority, tuple[x509.Certificate, ...]]] = []
+    chain: tuple[x509.Certificate, ...] = ()
+    for at in times:
+        chain = _verify_chain(leaf, trusted_root, _aware_utc(at), proven)
+    return chain
 
 
 def reject_root_in_chain(certs: Sequence[x509.Certificate]) -> None:
@@ -258,6 +414,31 @@ def _is_precert_signing(cert: x509.Certificate) -> bool:
     return ExtendedKeyUsageOID.CERTIFICATE_TRANSPARENCY in eku
 
 
+# What SCT checks read from an issuer, by id() of the certificate object, which the
+# entry holds (so the id cannot be reused while cached). The issuer comes from the
+# verified chain, i.e. the trusted root's own certificate objects, so the same few
+# objects recur; encoding a P-384 key to hash it costs more than the SCT's own check.
+_ISSUER_FACTS: dict[int, tuple[x509.Certificate, tuple[bool, bool, bytes]]] = {}
+_ISSUER_FACTS_LIMIT = 64
+
+
+def _issuer_facts(issuer: x509.Certificate) -> tuple[bool, bool, bytes]:
+    """``(is a CA, is a precertificate-signing cert, SHA-256 of its DER key)``."""
+    hit = _ISSUER_FACTS.get(id(issuer))
+    if hit is not None and hit[0] is issuer:
+        return hit[1]
+    key_hash = hashlib.sha256(
+        issuer.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    ).digest()
+    facts = (_is_ca(issuer), _is_precert_signing(issuer), key_hash)
+    if len(_ISSUER_FACTS) >= _ISSUER_FACTS_LIMIT:
+        _ISSUER_FACTS.clear()
+    _ISSUER_FACTS[id(issuer)] = (issuer, facts)
+    return facts
+
+
 def _ctlogs_for(trusted_root: TrustedRoot, log_id: bytes) -> list[LogInstance]:
     """CT logs whose stated ``logId`` or computed key id (SHA-256 of DER key) is ``log_id``.
 
@@ -305,17 +486,13 @@ def verify_embedded_scts(
         raise SCTError("signing certificate has no embedded SCT") from e
     if not scts:
         raise SCTError("signing certificate has an empty embedded SCT list")
-    if not _is_ca(issuer):
+    is_ca, precert_signing, issuer_key_hash = _issuer_facts(issuer)
+    if not is_ca:
         raise SCTError("the SCT issuer certificate is not a CA")
-    if _is_precert_signing(issuer):
+    if precert_signing:
         # RFC 6962 section 3.2 would need the precertificate-signing cert's own
         # issuer key here, which this interface does not receive; Fulcio never uses one.
         raise SCTError("precertificate-signing issuer certificates are not supported")
-    issuer_key_hash = hashlib.sha256(
-        issuer.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    ).digest()
 
     failures: list[str] = []
     for i, sct in enumerate(scts):

@@ -20,7 +20,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from cryptography import x509
@@ -47,6 +49,18 @@ class SignedContent:
     envelope: Envelope | None = None
     envelope_bytes: bytes | None = None
     """The exact envelope bytes as uploaded, when known (cosign ``.att`` layers)."""
+
+    @cached_property
+    def certificate_der(self) -> bytes:
+        """DER of :attr:`certificate` (encoded once; empty when there is none)."""
+        if self.certificate is None:
+            return b""
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END CERTIFICATE-----"
+)
 
 
 def _fail(kind: str, message: str) -> LogEntryBindingError:
@@ -94,14 +108,31 @@ def _load_cert(material: bytes) -> x509.Certificate | None:
     return None
 
 
+def _pem_certificate_der(text: bytes) -> bytes | None:
+    """The DER inside ``text`` when it is exactly one PEM certificate block, else None."""
+    m = _PEM_CERTIFICATE.fullmatch(text)
+    if m is None:
+        return None
+    try:
+        return base64.b64decode(b"".join(m.group(1).split()), validate=True)
+    except ValueError:  # binascii.Error is a ValueError
+        return None
+
+
 def _verifier_matches(material: bytes, content: SignedContent) -> bool:
     """Does a PEM/DER key or certificate from the body equal the signer's?"""
     text = material.strip()
+    if content.certificate is not None:
+        # Fast path for the usual case, a PEM of the signer's own certificate: equal DER
+        # is exactly what the comparison below concludes, without parsing the PEM
+        # certificate and re-encoding both. Any other material takes the general path.
+        der = _pem_certificate_der(text)
+        if der is not None and _same(der, content.certificate_der):
+            return True
     cert = _load_cert(text)
     if cert is not None:
         return content.certificate is not None and _same(
-            cert.public_bytes(serialization.Encoding.DER),
-            content.certificate.public_bytes(serialization.Encoding.DER),
+            cert.public_bytes(serialization.Encoding.DER), content.certificate_der
         )
     if content.certificate is not None:
         return False  # keyless signatures are logged with their certificate

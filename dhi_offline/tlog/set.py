@@ -9,10 +9,17 @@ tree-local index of the inclusion proof. Rekor v2 issues no SETs.
 
 from __future__ import annotations
 
+import re
+
 import rfc8785
 
 from dhi_offline.errors import SignatureError, SignedEntryTimestampError
 from dhi_offline.trust.trusted_root import LogInstance
+
+# RFC 8785 serializes these characters as themselves, and integers in this range as
+# plain decimals (beyond it, rfc8785 refuses the value).
+_JCS_PLAIN_TEXT = re.compile(r"[A-Za-z0-9+/=]*")
+_JCS_INT_MIN, _JCS_INT_MAX = -(2**53) + 1, 2**53 - 1
 
 
 def canonical_set_payload(
@@ -34,6 +41,18 @@ def canonical_set_payload(
     for what, value in (("integratedTime", integrated_time), ("logIndex", log_index)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise SignedEntryTimestampError(f"SET {what} must be an integer")
+    if (
+        _JCS_PLAIN_TEXT.fullmatch(body_b64)
+        and _JCS_INT_MIN <= integrated_time <= _JCS_INT_MAX
+        and _JCS_INT_MIN <= log_index <= _JCS_INT_MAX
+    ):
+        # What rfc8785 writes for these values, without its general serializer (less
+        # than half the time): keys in JCS order, strings that need no escaping, integers
+        # in the range JCS prints exactly. Anything else goes through rfc8785 below.
+        return (
+            f'{{"body":"{body_b64}","integratedTime":{int(integrated_time)},'
+            f'"logID":"{log_id.hex()}","logIndex":{int(log_index)}}}'
+        ).encode("ascii")
     try:
         return rfc8785.dumps(
             {

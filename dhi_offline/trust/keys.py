@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -43,12 +44,13 @@ class PublicKey:
     """DER SubjectPublicKeyInfo."""
     algorithm: Algorithm
 
-    @property
+    # Cached: log and keyring lookups read these in loops, and ``der`` never changes.
+    @cached_property
     def key_id(self) -> str:
         """Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo."""
-        return hashlib.sha256(self.der).hexdigest()
+        return self.key_id_bytes.hex()
 
-    @property
+    @cached_property
     def key_id_bytes(self) -> bytes:
         """Raw SHA-256 of the DER SubjectPublicKeyInfo."""
         return hashlib.sha256(self.der).digest()

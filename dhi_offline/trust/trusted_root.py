@@ -14,10 +14,12 @@ import binascii
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 from dhi_offline.errors import TrustMaterialError
 from dhi_offline.trust.keys import PublicKey, load_der
@@ -75,6 +77,11 @@ class Authority:
     subject: str
     chain: tuple[x509.Certificate, ...]
     valid_for: TimeRange
+
+    @cached_property
+    def chain_der(self) -> tuple[bytes, ...]:
+        """The DER of each certificate of :attr:`chain`, in the same order (computed once)."""
+        return tuple(c.public_bytes(serialization.Encoding.DER) for c in self.chain)
 
 
 @dataclass(frozen=True)

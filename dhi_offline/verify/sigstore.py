@@ -44,7 +44,7 @@ from dhi_offline.evidence.certificate import (
     CertificateIdentity,
     check_identity,
     reject_root_in_chain,
-    verify_certificate_chain,
+    verify_certificate_chain_at_times,
     verify_embedded_scts,
 )
 from dhi_offline.evidence.dsse import IN_TOTO_PAYLOAD_TYPE, verify_envelope
@@ -218,15 +218,12 @@ def verify_sigstore_bundle(
     signer = f"key:{signing_key.key_id}"
     if leaf is not None:
         assert policy is not None
-        chain: tuple[object, ...] = ()
-        for t in times:
-            chain = verify_certificate_chain(leaf, trusted_root, t)
-        if not times:
-            chain = verify_certificate_chain(leaf, trusted_root, datetime.now(UTC))
-        issuer = chain[1] if len(chain) > 1 else None
-        if issuer is None:
+        # At every verified time (the chain verified at the last one names the issuer);
+        # without any (require_time=False), now.
+        chain = verify_certificate_chain_at_times(leaf, trusted_root, times or (datetime.now(UTC),))
+        if len(chain) < 2:
             raise MalformedEvidenceError("certificate chain has no issuer")
-        verify_embedded_scts(leaf, issuer, trusted_root)  # type: ignore[arg-type]
+        verify_embedded_scts(leaf, chain[1], trusted_root)
         identity = check_identity(leaf, identity=policy.identity, issuer=policy.issuer)
         signer = policy.identity
 

@@ -119,3 +119,43 @@ def test_ed25519_log_signs_raw_payload() -> None:
     verify_signed_entry_timestamp(
         **FIELDS, signature=key.sign(canonical_set_payload(**FIELDS)), log=log
     )
+
+
+@pytest.mark.parametrize(
+    ("body_b64", "integrated_time", "log_index"),
+    [
+        ("YWJj", 1, 2),
+        ("", 0, 0),
+        ("a+/b==", -(2**53) + 1, 2**53 - 1),
+        ("YWJj", 2**53 - 1, 0),
+        ('say "hi"\\', 1, 1),  # needs escaping: the general serializer writes it
+        ("caf\u00e9\u2028", 1, 1),
+        ("line\nbreak", 1, 1),
+    ],
+)
+def test_canonical_payload_is_what_rfc8785_writes(
+    body_b64: str, integrated_time: int, log_index: int
+) -> None:
+    import rfc8785
+
+    log_id = bytes.fromhex("c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d")
+    expected = rfc8785.dumps(
+        {
+            "body": body_b64,
+            "integratedTime": integrated_time,
+            "logID": log_id.hex(),
+            "logIndex": log_index,
+        }
+    )
+    got = canonical_set_payload(
+        body_b64=body_b64, integrated_time=integrated_time, log_index=log_index, log_id=log_id
+    )
+    assert got == expected
+
+
+@pytest.mark.parametrize("value", [2**53, -(2**53)])
+def test_canonical_payload_refuses_integers_beyond_jcs_range(value: int) -> None:
+    with pytest.raises(SignedEntryTimestampError, match="canonicalize"):
+        canonical_set_payload(body_b64="YWJj", integrated_time=value, log_index=1, log_id=b"")
+    with pytest.raises(SignedEntryTimestampError, match="canonicalize"):
+        canonical_set_payload(body_b64="YWJj", integrated_time=1, log_index=value, log_id=b"")
