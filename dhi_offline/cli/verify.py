@@ -32,6 +32,7 @@ from dhi_offline.cli.options import (
 )
 from dhi_offline.cli.state import default_config_dir, default_data_dir
 from dhi_offline.errors import InputError, UsageError
+from dhi_offline.report._common import clean
 from dhi_offline.report.ctrf import render_ctrf
 from dhi_offline.report.html import render_html
 from dhi_offline.report.jsonreport import render_json
@@ -327,14 +328,17 @@ def inspect(
     console.print(
         "[bold yellow]UNVERIFIED[/] contents as the bundle describes them (nothing was checked)"
     )
-    console.print(f"exporter key {manifest.exporter_key_id}  sequence {manifest.sequence}")
-    console.print(
-        f"created {doc['created']}  expires {doc['expires']}  tool {manifest.tool_version}"
-    )
+
+    def say(text: str, style: str | None = None) -> None:
+        # Everything below comes from the unverified manifest: never read as markup.
+        console.print(clean(text), style=style, markup=False, highlight=False)
+
+    say(f"exporter key {manifest.exporter_key_id}  sequence {manifest.sequence}")
+    say(f"created {doc['created']}  expires {doc['expires']}  tool {manifest.tool_version}")
     if manifest.flags:
-        console.print(f"[bold red]flags: {', '.join(manifest.flags)}[/]")
+        say(f"flags: {', '.join(manifest.flags)}", "bold red")
     for i in manifest.images:
-        console.print(f"{i.reference}  {i.digest}")
+        say(f"{i.reference}  {i.digest}")
         for p in i.platforms:
-            console.print(f"  {p.platform:<16} {p.digest}")
-    console.print(f"{len(manifest.members)} members, {manifest.total_size} bytes")
+            say(f"  {p.platform:<16} {p.digest}")
+    say(f"{len(manifest.members)} members, {manifest.total_size} bytes")

@@ -293,3 +293,39 @@ def test_every_command_is_listed_and_its_help_renders() -> None:
             with redirect_stdout(io.StringIO()) as sub:
                 assert main([*path, "--help"]) == 0, path
             assert f"dhi-offline {' '.join(path)}" in sub.getvalue()
+
+
+def test_inspect_prints_an_unverified_manifest_as_text_not_markup(tmp_path: Path) -> None:
+    # Regression: "[/]" in a crafted manifest crashed inspect (rich MarkupError).
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from dhi_offline.bundle.manifest import ImageEntry, PlatformImage
+    from dhi_offline.bundle.writer import write_bundle
+    from tests.bundle.helpers import CREATED, EXPIRES, sample_members
+
+    image = ImageEntry(
+        reference="evil[/]ref[bold_red]PASS",
+        digest="sha256:" + "1" * 64,
+        media_type="application/vnd.oci.image.index.v1+json",
+        platforms=(PlatformImage("linux/[/]amd64", "sha256:" + "2" * 64),),
+    )
+    bundle = write_bundle(
+        tmp_path / "evil.dhi.tar.zst",
+        tool_version="0.1[/]",
+        created=CREATED,
+        expires=EXPIRES,
+        sequence=1,
+        images=[image],
+        members=sample_members(),
+        private_key=ec.generate_private_key(ec.SECP256R1()),
+        source_date_epoch=0,
+    ).path
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["inspect", str(bundle)])
+    assert code == 0, err.getvalue()
+    text = " ".join(out.getvalue().split())
+    assert "UNVERIFIED" in text
+    assert "evil[/]ref[bold_red]PASS" in text
+    assert "linux/[/]amd64" in text
+    assert "tool 0.1[/]" in text
