@@ -5,20 +5,23 @@ What is measured (printed as ``name: value`` lines; ``--json FILE`` writes them 
 
 - export throughput: images and attestations per second of one ``dhi-offline export``
   of all N images into one bundle (run in-process through the CLI entry point, as the
-  tests do), with Rekor completion from a served Rekor double; the wall time is split
-  into time spent inside registry requests, inside Rekor requests, and the rest
-  (verification, bundle writing), by timing subclasses of the CLI's clients;
+  tests do), with Rekor completion from a served Rekor double, at ``--jobs 1`` (images
+  one after another), 4 and 8 (images fetched by that many threads at once), and the
+  speed-up over ``--jobs 1``. Twice: straight from the loopback registries (N images),
+  and with every registry and Rekor request held 20 ms by a loopback proxy, a stand-in
+  for services across a network (``--latency-images``, fewer, so a run stays short);
+- where the time goes: wall time inside registry requests, inside Rekor requests, and
+  the rest (verification, bundle writing), by timing subclasses of the CLI's clients;
+  with several jobs the request time of all threads is summed, and divided by the wall
+  time gives the mean number of requests in flight;
 - HTTP requests: registry requests the export made (``RegistryClient.requests``, split
-  by kind) against the minimum a client needs for what was published (counted from the
-  published objects: one GET per object the bundle needs plus one listing per referrers
-  subject and per ``.att`` lookup); Rekor requests against the SET-only entries;
-- concurrency: the exporter fetches sequentially (``run_export`` walks images, platforms
-  and referrers one request at a time; ``RegistryClient`` is thread-safe but nothing
-  drives it in parallel), so only the sequential export is measured. As a bound on what
-  a parallel exporter could gain, a sample of the same objects is fetched with the same
-  client from 1 and from 8 threads, straight from the loopback registries and through a
-  proxy that holds each request 20 ms (a stand-in for a registry across a network);
-- bundle size per attestation.
+  by kind), per image and against the minimum a client needs for what was published
+  (counted from the published objects: one GET per object the bundle needs plus one
+  listing per referrers subject and per ``.att`` lookup); Rekor requests against the
+  SET-only entries. Counts must not depend on ``--jobs`` (checked);
+- bundle size per attestation, and whether every ``--jobs`` gave the same bundle bytes
+  (``SOURCE_DATE_EPOCH`` is fixed; checked per route, since the evidence names the
+  registry host, which differs through the proxy).
 
 Publishing is timed but not part of the figures. Images and attestations are built in
 memory with ``tests.support.publisher`` (real ECDSA signatures, logged in the Rekor
@@ -35,8 +38,8 @@ is the bottleneck), the storage path 1.5 s; for 200 images about 70 s against 15
 Writing OCI layouts and running ``skopeo copy`` per image goes through the same uploads,
 plus a process start per image.
 
-Usage: ``python benchmarks/bench_export.py [--images N | --quick] [--publish storage|api]
-[--json FILE]``.
+Usage: ``python benchmarks/bench_export.py [--images N | --quick] [--latency-images M]
+[--jobs J,J...] [--publish storage|api] [--json FILE]``.
 Needs Debian's ``docker-registry``; exits 0 with a note when it is missing.
 """
 
@@ -52,6 +55,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -112,13 +116,14 @@ VSA = "https://slsa.dev/verification_summary/v1"
 SPDX = "https://spdx.dev/Document/v2.3"
 SBOM_COMPONENTS = 40
 PUSH_THREADS = 8
-FETCH_THREADS = 8
+JOBS = (1, 4, 8)
+"""``--jobs`` values measured; the first is the baseline of the speed-ups."""
 LATENCY = 0.02
 """Seconds each request is held by the latency stand-in (a nearby cloud registry)."""
-LATENCY_SAMPLE = 400
-"""Objects fetched through the latency stand-in (enough for a stable ratio)."""
-FETCH_SAMPLE = 2000
-"""Objects fetched straight from the loopback registries, from 1 and from 8 threads."""
+LATENCY_IMAGES = 40
+"""Images exported through the latency stand-in (each sequential one takes ~2 s)."""
+EPOCH = "1780000000"
+"""SOURCE_DATE_EPOCH of every export, so bundles of different --jobs can be compared."""
 
 
 def _compact(obj: Any) -> bytes:
@@ -349,17 +354,17 @@ def request_kind(request: httpx.Request) -> str:
 class ExportRun:
     seconds: float
     cpu_seconds: float
-    """CPU time of this Python process (exporter, and the Rekor double it talks to)."""
+    """CPU time of this Python process (exporter, Rekor double and proxies, all threads)."""
     registry_seconds: float
-    """Wall time spent inside registry requests (RegistryClient._perform)."""
+    """Time spent inside registry requests (RegistryClient._perform), summed over threads."""
     rekor_seconds: float
-    """Wall time spent inside Rekor requests (RekorClient.entry_by_index etc.)."""
+    """Time spent inside Rekor requests (RekorClient.entry_by_index etc.), summed."""
     code: int
     summary: dict[str, Any]
     requests: int
     kinds: Counter[str]
     rekor_requests: int
-    bundle_size: int
+    bundle: bytes
     stderr: str
 
 
@@ -385,11 +390,17 @@ def run_export(argv: list[str], work: Path, name: str, rekor: RekorDouble) -> Ex
     """One ``dhi-offline export`` in-process, timing and counting what it asks for.
 
     The CLI's ``RegistryClient`` and ``RekorClient`` are swapped for subclasses that
-    count requests by kind and add up the time spent waiting on each service.
+    count requests by kind and add up the time spent waiting on each service (from
+    every worker thread, under a lock).
     """
     made: list[RegistryClient] = []
     kinds: Counter[str] = Counter()
     spent = {"registry": 0.0, "rekor": 0.0}
+    lock = threading.Lock()
+
+    def add(what: str, seconds: float) -> None:
+        with lock:
+            spent[what] += seconds
 
     class Counting(RegistryClient):
         def __init__(self, **kwargs: Any) -> None:
@@ -398,14 +409,15 @@ def run_export(argv: list[str], work: Path, name: str, rekor: RekorDouble) -> Ex
 
         def _count_request(self, request: httpx.Request) -> None:
             super()._count_request(request)
-            kinds[request_kind(request)] += 1
+            with lock:
+                kinds[request_kind(request)] += 1
 
         def _perform(self, *args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
                 return super()._perform(*args, **kwargs)
             finally:
-                spent["registry"] += time.perf_counter() - started
+                add("registry", time.perf_counter() - started)
 
     class TimedRekor(RekorClient):
         def entry_by_index(self, log_index: int) -> Any:
@@ -413,14 +425,14 @@ def run_export(argv: list[str], work: Path, name: str, rekor: RekorDouble) -> Ex
             try:
                 return super().entry_by_index(log_index)
             finally:
-                spent["rekor"] += time.perf_counter() - started
+                add("rekor", time.perf_counter() - started)
 
         def consistency_proof(self, *args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
                 return super().consistency_proof(*args, **kwargs)
             finally:
-                spent["rekor"] += time.perf_counter() - started
+                add("rekor", time.perf_counter() - started)
 
     out = work / f"{name}.dhi.tar.zst"
     stdout, stderr = io.StringIO(), io.StringIO()
@@ -433,7 +445,7 @@ def run_export(argv: list[str], work: Path, name: str, rekor: RekorDouble) -> Ex
             _patched_env(
                 DHI_OFFLINE_STATE_DIR=str(work / f"state-{name}"),
                 DOCKER_CONFIG=str(work / "no-docker-config"),
-                SOURCE_DATE_EPOCH=None,
+                SOURCE_DATE_EPOCH=EPOCH,
             ),
             redirect_stdout(stdout),
             redirect_stderr(stderr),
@@ -446,6 +458,8 @@ def run_export(argv: list[str], work: Path, name: str, rekor: RekorDouble) -> Ex
     finally:
         export_cmd.RegistryClient, export_cmd.RekorClient = originals  # type: ignore[misc]
     summary = json.loads(stdout.getvalue()) if stdout.getvalue().strip() else {}
+    bundle = out.read_bytes() if out.exists() else b""
+    out.unlink(missing_ok=True)
     return ExportRun(
         seconds=seconds,
         cpu_seconds=cpu,
@@ -456,14 +470,14 @@ def run_export(argv: list[str], work: Path, name: str, rekor: RekorDouble) -> Ex
         requests=sum(c.requests for c in made),
         kinds=kinds,
         rekor_requests=len(rekor.requests) - rekor_before,
-        bundle_size=out.stat().st_size if out.exists() else 0,
+        bundle=bundle,
         stderr=stderr.getvalue().strip(),
     )
 
 
 class LatencyProxy(FaultProxy):
     """A loopback proxy that holds every request ``delay`` seconds: a stand-in for a
-    registry across a network (TCP_NODELAY, so it adds no Nagle stalls of its own)."""
+    service across a network (TCP_NODELAY, so it adds no Nagle stalls of its own)."""
 
     def __init__(self, upstream: str, delay: float) -> None:
         super().__init__(upstream, [Fault("stall", times=-1, stall_seconds=delay)])
@@ -473,39 +487,77 @@ class LatencyProxy(FaultProxy):
         return type("NoDelayHandler", (base,), {"disable_nagle_algorithm": True})
 
 
-def fetch_all(
-    objects: list[tuple[str, str, str, bool]], threads: int, via: dict[str, str] | None = None
-) -> tuple[float, int]:
-    """GET every (host, repository, digest, is_manifest) with ``threads`` threads
-    (``via`` maps a registry host to the proxy to use instead)."""
-    with RegistryClient(credentials=NoCredentials(), concurrency=threads) as client:
+def run_figures(
+    run: ExportRun, sets: list[ImageSet], jobs: int, route: str, baseline: ExportRun | None
+) -> dict[str, Any]:
+    """The figures of one export of ``sets``."""
+    n = len(sets)
+    attestations = sum(s.attestations for s in sets)
+    minimum = sum(s.minimum_requests for s in sets)
+    inside = run.registry_seconds + run.rekor_seconds
+    return {
+        "route": route,
+        "jobs": jobs,
+        "images": n,
+        "attestations": attestations,
+        "verified": run.summary["attestations"]["verified"],
+        "seconds": round(run.seconds, 2),
+        "images_per_s": round(n / run.seconds, 2),
+        "attestations_per_s": round(attestations / run.seconds, 1),
+        "speedup": round(baseline.seconds / run.seconds, 2) if baseline else 1.0,
+        "registry_share": round(run.registry_seconds / run.seconds, 2),
+        "rekor_share": round(run.rekor_seconds / run.seconds, 2),
+        "other_share": round(max(0.0, run.seconds - inside) / run.seconds, 2),
+        "requests_in_flight": round(inside / run.seconds, 2),
+        "cpu_seconds": round(run.cpu_seconds, 2),
+        "registry_requests": run.requests,
+        "registry_requests_minimum": minimum,
+        "registry_requests_ratio": round(run.requests / minimum, 2),
+        "registry_requests_per_image": round(run.requests / n, 1),
+        "registry_requests_minimum_per_image": round(minimum / n, 1),
+        "ms_per_registry_request": round(1000 * run.registry_seconds / run.requests, 2),
+        "requests_by_kind": dict(sorted(run.kinds.items())),
+        "rekor_requests": run.rekor_requests,
+        "rekor_requests_minimum": sum(s.set_only_entries for s in sets),
+        "completed_from_rekor": run.summary["tlog"]["completedFromRekor"],
+        "bundle_bytes": len(run.bundle),
+        "bundle_bytes_per_attestation": round(len(run.bundle) / attestations),
+    }
 
-        def get(obj: tuple[str, str, str, bool]) -> int:
-            host, repository, digest, is_manifest = obj
-            host = (via or {}).get(host, host)
-            if is_manifest:
-                return len(client.get_manifest(host, repository, digest).data)
-            return len(client.get_blob(host, repository, digest))
 
-        started = time.perf_counter()
-        if threads == 1:
-            total = sum(get(o) for o in objects)
-        else:
-            with ThreadPoolExecutor(threads) as pool:
-                total = sum(pool.map(get, objects))
-        return time.perf_counter() - started, total
-
-
-def fetched_objects(
-    sets: list[ImageSet], image_host: str, att_host: str
-) -> list[tuple[str, str, str, bool]]:
-    """Every manifest and blob an export of ``sets`` reads, with where it lives."""
-    out: list[tuple[str, str, str, bool]] = []
-    for s in sets:
-        for host, repo in ((image_host, s.image_repo), (att_host, s.att_repo)):
-            needed = dict(repo.needed)  # each object once, in first-seen order
-            out += [(host, s.repository, d, is_manifest) for d, is_manifest in needed.items()]
-    return out
+def export_route(
+    sets: list[ImageSet],
+    route: str,
+    *,
+    hosts: tuple[str, str, str],
+    common: list[str],
+    jobs_list: Sequence[int],
+    work: Path,
+    rekor: RekorDouble,
+) -> tuple[list[dict[str, Any]], bool, str | None]:
+    """Export ``sets`` through (image registry, attestation registry, Rekor URL) at
+    every ``--jobs``: (figures per run, same bundle bytes for all, error)."""
+    image_host, att_host, rekor_url = hosts
+    argv = [
+        "export",
+        *(f"{image_host}/{s.repository}:{TAG}" for s in sets),
+        "--attestations-from",
+        att_host,
+        "--rekor-url",
+        rekor_url,
+        *common,
+    ]
+    runs: list[dict[str, Any]] = []
+    bundles: set[bytes] = set()
+    baseline: ExportRun | None = None
+    for jobs in jobs_list:
+        run = run_export([*argv, "--jobs", str(jobs)], work, f"{route}-j{jobs}", rekor)
+        if run.code != 0:
+            return runs, False, f"{route} --jobs {jobs}: exit {run.code}: {run.stderr}"
+        runs.append(run_figures(run, sets, jobs, route, baseline))
+        baseline = baseline or run
+        bundles.add(run.bundle)
+    return runs, len(bundles) == 1, None
 
 
 # ----------------------------------------------------------------- the machine
@@ -534,7 +586,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200, help="images to publish and export")
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: 20 images, smaller fetch samples"
+        "--latency-images",
+        type=int,
+        default=LATENCY_IMAGES,
+        help="how many of them to export through the 20 ms proxy",
+    )
+    parser.add_argument(
+        "--jobs",
+        default=",".join(map(str, JOBS)),
+        help="comma-separated --jobs values to measure; the first is the baseline",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 20 images (6 through the proxy), jobs 1,8"
     )
     parser.add_argument(
         "--publish",
@@ -545,13 +608,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     n_images = 20 if args.quick else args.images
-    fetch_sample = 200 if args.quick else FETCH_SAMPLE
-    latency_sample = 60 if args.quick else LATENCY_SAMPLE
+    n_latency = min(n_images, 6 if args.quick else args.latency_images)
+    jobs_list = [1, 8] if args.quick else [int(j) for j in args.jobs.split(",")]
     if registry_binary() is None:
         print("bench_export: skipped: docker-registry is not installed")
         return 0
 
-    figures: dict[str, Any] = {"machine": machine(), "images": n_images}
+    figures: dict[str, Any] = {
+        "machine": machine(),
+        "images": n_images,
+        "latency_images": n_latency,
+        "latency_ms": round(LATENCY * 1000),
+    }
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         rekor = RekorDouble(clock=lambda: LOG_TIME)
@@ -589,11 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "push_requests": push_requests,
         }
 
-        base = [
-            "export",
-            *(f"{image_reg.host}/{s.repository}:{TAG}" for s in sets),
-            "--attestations-from",
-            att_reg.host,
+        common = [
             "--key",
             str(work / "publisher.pub"),
             "--signing-key",
@@ -601,72 +665,55 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--trusted-root",
             str(work / "tr.json"),
         ]
-        full = run_export([*base, "--rekor-url", rekor_url], work, "full", rekor)
-        if full.code != 0:
-            print(f"bench_export: export failed ({full.code}): {full.stderr}", file=sys.stderr)
-            return 1
-
-        objects = fetched_objects(sets, image_reg.host, att_reg.host)[:fetch_sample]
-        seq_s, seq_bytes = fetch_all(objects, 1)
-        par_s, par_bytes = fetch_all(objects, FETCH_THREADS)
-        assert seq_bytes == par_bytes
-        sample = objects[:latency_sample]
-        with LatencyProxy(image_reg.host, LATENCY) as p1, LatencyProxy(att_reg.host, LATENCY) as p2:
-            via = {image_reg.host: p1.host, att_reg.host: p2.host}
-            lat_seq_s, _ = fetch_all(sample, 1, via)
-            lat_par_s, _ = fetch_all(sample, FETCH_THREADS, via)
-
-    attestations = sum(s.attestations for s in sets)
-    minimum = sum(s.minimum_requests for s in sets)
-    set_only = sum(s.set_only_entries for s in sets)
-    verified = full.summary["attestations"]["verified"]
-    other_s = full.seconds - full.registry_seconds - full.rekor_seconds
-    figures["export"] = {
-        "attestations": attestations,
-        "verified": verified,
-        "seconds": round(full.seconds, 2),
-        "images_per_s": round(n_images / full.seconds, 1),
-        "attestations_per_s": round(attestations / full.seconds, 1),
-        "registry_share": round(full.registry_seconds / full.seconds, 2),
-        "rekor_share": round(full.rekor_seconds / full.seconds, 2),
-        "other_share": round(other_s / full.seconds, 2),
-        "cpu_seconds": round(full.cpu_seconds, 2),
-        "registry_requests": full.requests,
-        "registry_requests_minimum": minimum,
-        "registry_requests_ratio": round(full.requests / minimum, 2),
-        "ms_per_registry_request": round(1000 * full.registry_seconds / full.requests, 2),
-        "requests_by_kind": dict(sorted(full.kinds.items())),
-        "rekor_requests": full.rekor_requests,
-        "rekor_requests_minimum": set_only,
-        "completed_from_rekor": full.summary["tlog"]["completedFromRekor"],
-        "bundle_bytes": full.bundle_size,
-        "bundle_bytes_per_attestation": round(full.bundle_size / attestations),
-        "concurrency": "none: the exporter fetches sequentially",
-    }
-    figures["client_fetch"] = {
-        "objects": len(objects),
-        "sequential_s": round(seq_s, 2),
-        "threads": FETCH_THREADS,
-        "threads_s": round(par_s, 2),
-        "speedup": round(seq_s / par_s, 2),
-        "latency_ms": round(LATENCY * 1000),
-        "latency_objects": len(sample),
-        "latency_sequential_s": round(lat_seq_s, 2),
-        "latency_threads_s": round(lat_par_s, 2),
-        "latency_speedup": round(lat_seq_s / lat_par_s, 2),
-        "projected_sequential_export_s_at_latency": round(full.requests * LATENCY, 1),
-    }
+        loopback, same_loopback, error = export_route(
+            sets,
+            "loopback",
+            hosts=(image_reg.host, att_reg.host, rekor_url),
+            common=common,
+            jobs_list=jobs_list,
+            work=work,
+            rekor=rekor,
+        )
+        latency: list[dict[str, Any]] = []
+        same_latency = False
+        if error is None:
+            rekor_host = rekor_url.removeprefix("http://")
+            with (
+                LatencyProxy(image_reg.host, LATENCY) as p1,
+                LatencyProxy(att_reg.host, LATENCY) as p2,
+                LatencyProxy(rekor_host, LATENCY) as p3,
+            ):
+                latency, same_latency, error = export_route(
+                    sets[:n_latency],
+                    "latency",
+                    hosts=(p1.host, p2.host, p3.url),
+                    common=common,
+                    jobs_list=jobs_list,
+                    work=work,
+                    rekor=rekor,
+                )
+    if error is not None:
+        print(f"bench_export: export failed: {error}", file=sys.stderr)
+        return 1
+    figures["runs"] = [*loopback, *latency]
+    figures["export"] = loopback[0]  # the baseline (--jobs 1, loopback), as before
+    figures["same_bundle_for_every_jobs"] = same_loopback and same_latency
+    figures["same_requests_for_every_jobs"] = all(
+        len({(r["registry_requests"], r["rekor_requests"]) for r in runs}) == 1
+        for runs in (loopback, latency)
+    )
     _print(figures)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
-    if verified != attestations:
-        print(f"bench_export: only {verified} of {attestations} verified", file=sys.stderr)
+    bad = [r for r in figures["runs"] if r["verified"] != r["attestations"]]
+    if bad or not figures["same_bundle_for_every_jobs"]:
+        print("bench_export: not every attestation verified, or bundles differ", file=sys.stderr)
         return 1
     return 0
 
 
 def _print(figures: dict[str, Any]) -> None:
-    m, e, c, p = figures["machine"], figures["export"], figures["client_fetch"], figures["publish"]
+    m, e, p = figures["machine"], figures["export"], figures["publish"]
     n = figures["images"]
     lines = [
         f"machine: {m['cpus']} CPUs, {m['memory']} memory, Python {m['python']}, {m['system']}",
@@ -679,25 +726,31 @@ def _print(figures: dict[str, Any]) -> None:
             if p["push_requests"]
             else ""
         ),
-        f"export seconds: {e['seconds']} (CPU {e['cpu_seconds']} s in this process)",
-        f"images per second: {e['images_per_s']}",
-        f"attestations per second: {e['attestations_per_s']}",
-        f"time split: registry requests {e['registry_share']:.0%}, "
+    ]
+    for r in figures["runs"]:
+        where = "loopback" if r["route"] == "loopback" else f"+{figures['latency_ms']} ms"
+        lines.append(
+            f"export {where} --jobs {r['jobs']}: {r['images']} images in {r['seconds']} s, "
+            f"{r['images_per_s']} images/s, {r['attestations_per_s']} attestations/s, "
+            f"speed-up {r['speedup']}x (CPU {r['cpu_seconds']} s, "
+            f"{r['requests_in_flight']} requests in flight on average)"
+        )
+    lines += [
+        f"images per second: {e['images_per_s']} (loopback, --jobs 1)",
+        f"attestations per second: {e['attestations_per_s']} (loopback, --jobs 1)",
+        f"time split (loopback, --jobs 1): registry requests {e['registry_share']:.0%}, "
         f"Rekor requests {e['rekor_share']:.0%}, the rest (verify, write) {e['other_share']:.0%}",
         f"registry requests: {e['registry_requests']} vs minimum {e['registry_requests_minimum']} "
-        f"(ratio {e['registry_requests_ratio']}; {e['ms_per_registry_request']} ms each)",
+        f"(ratio {e['registry_requests_ratio']}; {e['registry_requests_per_image']} per image "
+        f"vs {e['registry_requests_minimum_per_image']}; {e['ms_per_registry_request']} ms each)",
         "requests by kind: " + ", ".join(f"{k} {v}" for k, v in e["requests_by_kind"].items()),
         f"rekor requests: {e['rekor_requests']} vs minimum {e['rekor_requests_minimum']} "
         f"({e['completed_from_rekor']} entries completed)",
         f"bundle bytes: {e['bundle_bytes']} ({e['bundle_bytes_per_attestation']} per attestation)",
-        f"concurrency: {e['concurrency']}",
-        f"client fetch of {c['objects']} objects, loopback: 1 thread {c['sequential_s']} s, "
-        f"{c['threads']} threads {c['threads_s']} s (speed-up {c['speedup']}x)",
-        f"client fetch of {c['latency_objects']} objects, +{c['latency_ms']} ms per request: "
-        f"1 thread {c['latency_sequential_s']} s, {c['threads']} threads "
-        f"{c['latency_threads_s']} s (speed-up {c['latency_speedup']}x)",
-        f"projected sequential export at +{c['latency_ms']} ms per request: "
-        f">= {c['projected_sequential_export_s_at_latency']} s of waiting",
+        "same requests for every --jobs: "
+        + ("yes" if figures["same_requests_for_every_jobs"] else "NO"),
+        "same bundle bytes for every --jobs: "
+        + ("yes" if figures["same_bundle_for_every_jobs"] else "NO"),
     ]
     print("\n".join(lines))
 

@@ -2,11 +2,21 @@
 
 Order of work, per image: resolve to digests for every platform; discover attestations
 in the image's repository and in the attestation registry; complete SET-only log
-entries with inclusion proofs and checkpoints from Rekor; verify every attestation with
-the same code the import side runs; then write one signed, deterministic bundle of
-what verified (and, with ``--allow-unverified``, what did not, flagged).
+entries with inclusion proofs and checkpoints from Rekor. Then, for all images: link
+each log's newest checkpoint to the one packed last time; verify every attestation with
+the same code the import side runs; write one signed, deterministic bundle of what
+verified (and, with ``--allow-unverified``, what did not, flagged).
 
-The core never prints: it reports through ``on_event``; the CLI renders.
+Concurrency (``ExportConfig.jobs``): up to ``jobs`` images are fetched at once, one
+worker thread per image, each with its own blob store. The main thread takes the
+results in request order and everything after that is sequential, so the bundle is the
+same bytes whatever ``jobs`` is and whichever thread finishes first. A failed image
+stops the images after it (they no longer matter) and the export then fails with the
+error of the first failed image in request order: the error a sequential export gives.
+
+The core never prints: it reports through ``on_event``, always from the calling thread
+(a worker's steps are replayed when its image is taken), in the same order whatever
+``jobs`` is; the CLI renders.
 """
 
 from __future__ import annotations
@@ -14,7 +24,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,6 +42,7 @@ from dhi_offline.errors import (
     DhiError,
     InputError,
     RekorError,
+    UsageError,
     VerificationError,
 )
 from dhi_offline.evidence.cosign import BUNDLE_ANNOTATION, SIGNATURE_ANNOTATION, parse_legacy_bundle
@@ -42,6 +55,7 @@ from dhi_offline.evidence.records import (
 )
 from dhi_offline.evidence.sigstore_bundle import BUNDLE_V03_MEDIA_TYPE, parse_bundle
 from dhi_offline.export.discover import DiscoveredImage, discover_attestations, resolve_image
+from dhi_offline.oci.content import Fetched, ReferrersResult
 from dhi_offline.oci.mediatypes import Platform
 from dhi_offline.oci.source import Source
 from dhi_offline.tlog.checkpoint import parse_checkpoint
@@ -53,12 +67,18 @@ from dhi_offline.tlog.rekor_client import (
     verify_rekor_entry,
 )
 from dhi_offline.trust.keyring import Keyring
-from dhi_offline.trust.trusted_root import TrustedRoot
+from dhi_offline.trust.trusted_root import LogInstance, TrustedRoot
 from dhi_offline.verify.attestation import AttestationResult, PublisherTrust, verify_attestation
 from dhi_offline.verify.sigstore import Artifact, verify_sigstore_bundle
 
 Event = Callable[[str, str], None]
-"""``on_event(kind, message)``: kind is ``image``, ``step``, ``warning`` or ``failed``."""
+"""``on_event(kind, message)``: kind is ``image``, ``step``, ``warning`` or ``failed``.
+
+``image`` names the image the export takes next (in request order); it is called from
+the thread that called :func:`run_export`, as every other event."""
+
+MAX_JOBS = 64
+"""Most images fetched at once (``--jobs``)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,8 @@ class ExportConfig:
     """Makes a Rekor client for a log base URL; None means ``--no-rekor``."""
     allow_unverified: bool = False
     source_date_epoch: int | None = None
+    jobs: int = 1
+    """Images fetched at once (1 to :data:`MAX_JOBS`); 1 fetches them one after another."""
 
 
 @dataclass
@@ -159,50 +181,218 @@ def _log_entries_needing_proof(
     return out
 
 
-def _complete_entries(
-    records: Iterable[AttestationRecord],
-    store: MemoryBlobStore,
-    config: ExportConfig,
-    on_event: Event,
-) -> tuple[dict[str, bytes], list[TlogCompletion], dict[tuple[str, int], bytes]]:
-    """Fetch inclusion proofs for SET-only entries; returns members, completions, lookup."""
+_EntryKey = tuple[str, int]
+"""(hex log id, log index) of a transparency-log entry."""
+
+
+@dataclass(frozen=True)
+class _CompletedEntry:
+    """A SET-only entry as Rekor served it, with an inclusion proof, checked."""
+
+    raw: bytes
+    tree_size: int
+    checkpoint: str | None
+    """The signed checkpoint the inclusion proof leads to, if the entry carried one."""
+
+
+@dataclass
+class _ImageWork:
+    """What one image's worker found: merged in request order by the main thread."""
+
+    image: DiscoveredImage
+    store: MemoryBlobStore
+    wanted: list[_EntryKey] = field(default_factory=list)
+    """Every SET-only entry of the image's records that a trusted log can complete, in
+    record order, repeats included (the order completions are packed in)."""
+    entries: dict[_EntryKey, _CompletedEntry] = field(default_factory=dict)
+    problems: dict[_EntryKey, str] = field(default_factory=dict)
+    """Why an entry could not be completed (a warning, not an error)."""
+    late_error: DhiError | None = None
+    """An error met while completing entries: raised after every image is discovered,
+    as the sequential export raised it."""
+
+
+class _Stopped(Exception):
+    """Raised in a worker whose image no longer matters (an earlier image failed)."""
+
+
+class _Gate:
+    """Which images may still fetch: those before the first failed one (request order)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._limit: int | None = None
+
+    def fail(self, index: int) -> None:
+        """Image ``index`` failed: the images after it stop."""
+        with self._lock:
+            self._limit = index if self._limit is None else min(self._limit, index)
+
+    def stop_all(self) -> None:
+        """Every image stops (the export is over)."""
+        self.fail(-1)
+
+    def check(self, index: int) -> None:
+        """Raise :class:`_Stopped` if image ``index`` should stop."""
+        with self._lock:
+            stopped = self._limit is not None and index > self._limit
+        if stopped:
+            raise _Stopped
+
+
+class _GatedSource:
+    """A source that asks the gate before every request, so a stopped worker ends soon."""
+
+    def __init__(self, source: Source, check: Callable[[], None]) -> None:
+        self._source = source
+        self._check = check
+        self.description = source.description
+
+    def resolve(self, tag_or_digest: str) -> Fetched:
+        """As :meth:`Source.resolve`."""
+        self._check()
+        return self._source.resolve(tag_or_digest)
+
+    def manifest(self, digest: str) -> Fetched:
+        """As :meth:`Source.manifest`."""
+        self._check()
+        return self._source.manifest(digest)
+
+    def blob(self, digest: str, size: int | None = None) -> bytes:
+        """As :meth:`Source.blob`."""
+        self._check()
+        return self._source.blob(digest, size)
+
+    def referrers(self, digest: str, artifact_type: str | None = None) -> ReferrersResult:
+        """As :meth:`Source.referrers`."""
+        self._check()
+        return self._source.referrers(digest, artifact_type)
+
+    def tag(self, tag: str) -> Fetched | None:
+        """As :meth:`Source.tag`."""
+        self._check()
+        return self._source.tag(tag)
+
+
+class _LogEntries:
+    """Completes SET-only entries from Rekor for every worker (thread-safe).
+
+    One Rekor client per log URL, shared. An entry one image has completed is not
+    fetched again for another; which worker fetched it does not matter, because the
+    main thread packs completions in record order (:func:`_merge_entries`).
+    """
+
+    def __init__(self, trusted_root: TrustedRoot, make: Callable[[str], RekorClient]) -> None:
+        self._trusted_root = trusted_root
+        self._make = make
+        self._lock = threading.Lock()
+        self._clients: dict[str, RekorClient] = {}
+        self._completed: set[_EntryKey] = set()
+
+    def client(self, base_url: str) -> RekorClient:
+        """The client for the log at ``base_url``, made on first use."""
+        with self._lock:
+            client = self._clients.get(base_url)
+            if client is None:
+                client = self._clients[base_url] = self._make(base_url)
+            return client
+
+    def close(self) -> None:
+        """Close every client made."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+    def complete(
+        self, records: list[AttestationRecord], work: _ImageWork, check: Callable[[], None]
+    ) -> None:
+        """Fetch an inclusion proof for every SET-only entry ``records`` carry, into ``work``."""
+        for record in records:
+            try:
+                needed = _log_entries_needing_proof(record, work.store)
+            except DhiError:
+                continue  # malformed evidence: verification reports it
+            for log_id, index, body in needed:
+                logs = [t for t in self._trusted_root.tlog_by_id(log_id) if t.key is not None]
+                if not logs:
+                    continue
+                key = (log_id.hex(), index)
+                work.wanted.append(key)
+                with self._lock:
+                    if key in self._completed:
+                        continue
+                check()
+                self._fetch(logs[0], key, body, work)
+
+    def _fetch(self, log: LogInstance, key: _EntryKey, body: bytes, work: _ImageWork) -> None:
+        index = key[1]
+        try:
+            entry = self.client(log.base_url).entry_by_index(index)
+            checkpoint = verify_rekor_entry(entry, log, expected_body=body)
+        except (RekorError, VerificationError) as e:
+            work.problems[key] = (
+                f"log entry {index} of {log.base_url} not completed: {e.one_line()}"
+            )
+            return
+        envelope = entry.inclusion_proof.checkpoint if entry.inclusion_proof else None
+        work.entries[key] = _CompletedEntry(entry.raw, checkpoint.tree_size, envelope or None)
+        with self._lock:
+            self._completed.add(key)
+
+
+def _merge_entries(
+    works: list[_ImageWork], on_event: Event
+) -> tuple[
+    dict[str, bytes], list[TlogCompletion], dict[_EntryKey, bytes], dict[str, tuple[int, str]]
+]:
+    """Completed entries in record order: members, completions, lookup, newest checkpoints.
+
+    The order (and the newest checkpoint per log, the first of the largest tree) is the
+    one a sequential export produces, whichever worker fetched an entry.
+    """
+    fetched: dict[_EntryKey, _CompletedEntry] = {}
+    problems: dict[_EntryKey, str] = {}
+    for work in works:
+        for key, entry in work.entries.items():
+            fetched.setdefault(key, entry)
+        for key, problem in work.problems.items():
+            problems.setdefault(key, problem)
     members: dict[str, bytes] = {}
     completions: list[TlogCompletion] = []
-    lookup: dict[tuple[str, int], bytes] = {}
-    if config.rekor is None:
-        return members, completions, lookup
-    clients: dict[str, RekorClient] = {}
+    lookup: dict[_EntryKey, bytes] = {}
     latest: dict[str, tuple[int, str]] = {}
-    for record in records:
-        try:
-            needed = _log_entries_needing_proof(record, store)
-        except DhiError:
-            continue  # malformed evidence: verification reports it
-        for log_id, index, body in needed:
-            key = (log_id.hex(), index)
+    for work in works:
+        for key in work.wanted:
             if key in lookup:
                 continue
-            logs = [t for t in config.trusted_root.tlog_by_id(log_id) if t.key is not None]
-            if not logs:
+            completed = fetched.get(key)
+            if completed is None:
+                on_event("warning", problems.get(key, f"log entry {key[1]} not completed"))
                 continue
-            log = logs[0]
-            client = clients.get(log.base_url) or config.rekor(log.base_url)
-            clients[log.base_url] = client
-            try:
-                entry = client.entry_by_index(index)
-                checkpoint = verify_rekor_entry(entry, log, expected_body=body)
-            except (RekorError, VerificationError) as e:
-                on_event(
-                    "warning", f"log entry {index} of {log.base_url} not completed: {e.one_line()}"
-                )
-                continue
-            path = layout.tlog_entry_path(log_id.hex(), index)
-            members[path] = entry.raw
-            lookup[key] = entry.raw
-            completions.append(TlogCompletion(log_id=log_id.hex(), log_index=index, path=path))
-            envelope = entry.inclusion_proof.checkpoint if entry.inclusion_proof else None
-            if envelope and checkpoint.tree_size > latest.get(log_id.hex(), (0, ""))[0]:
-                latest[log_id.hex()] = (checkpoint.tree_size, envelope)
+            log_id_hex, index = key
+            path = layout.tlog_entry_path(log_id_hex, index)
+            members[path] = completed.raw
+            lookup[key] = completed.raw
+            completions.append(TlogCompletion(log_id=log_id_hex, log_index=index, path=path))
+            if completed.checkpoint and completed.tree_size > latest.get(log_id_hex, (0, ""))[0]:
+                latest[log_id_hex] = (completed.tree_size, completed.checkpoint)
+        if work.late_error is not None:
+            raise work.late_error
+    return members, completions, lookup, latest
+
+
+def _link_checkpoints(
+    latest: dict[str, tuple[int, str]],
+    members: dict[str, bytes],
+    config: ExportConfig,
+    entries: _LogEntries,
+) -> None:
+    """Pack each log's newest checkpoint, linked to the one packed last time.
+
+    Raises:
+        ConsistencyProofError: the log forked, or cannot prove one tree extends the other.
+    """
     previous = load_checkpoints(config.state_dir)
     for log_id_hex, (size, envelope) in latest.items():
         members[layout.checkpoint_path(log_id_hex)] = envelope.encode()
@@ -220,10 +410,8 @@ def _complete_entries(
             continue
         # Prove the smaller tree is a prefix of the larger, whichever came first.
         small, large = (old, envelope) if seen.tree_size < size else (envelope, old)
-        client = clients.get(log.base_url) or config.rekor(log.base_url)
-        clients[log.base_url] = client
         try:
-            proof = client.consistency_proof(
+            proof = entries.client(log.base_url).consistency_proof(
                 parse_checkpoint(small).tree_size, parse_checkpoint(large).tree_size
             )
         except RekorError as e:
@@ -239,11 +427,6 @@ def _complete_entries(
             members[layout.consistency_path(log_id_hex, seen.tree_size, size)] = (
                 link.to_json_bytes()
             )
-    for client in clients.values():
-        client.close()
-    if completions:
-        on_event("step", f"completed {len(completions)} log entries with inclusion proofs")
-    return members, completions, lookup
 
 
 def _sigstore_bundles(
@@ -362,36 +545,27 @@ def run_export(requests: list[ImageRequest], config: ExportConfig, on_event: Eve
 
     Raises:
         DhiError: an image could not be resolved or read, or the bundle not written;
-            nothing is left at the output path then.
+            nothing is left at the output path then. With several images failing, the
+            error is that of the first in request order, whatever ``config.jobs`` is.
     """
-    store = MemoryBlobStore()
-    images: list[DiscoveredImage] = []
-    for req in requests:
-        on_event("image", req.reference)
-        try:
-            image, buildkit = resolve_image(
-                req.source,
-                req.tag_or_digest,
-                reference=req.reference,
-                platforms=list(config.platforms) if config.platforms else None,
-                store=store,
-            )
-            discover_attestations(
-                image,
-                [req.source, *req.attestation_sources],
-                store=store,
-                image_source=req.source,
-                buildkit=buildkit,
-                progress=lambda m: on_event("step", m),
-            )
-        except DhiError as e:
-            raise type(e)(f"{req.reference}: {e.message}") from e
-        images.append(image)
-        for note in image.notes:
-            on_event("warning", f"{req.reference}: {note}")
-
+    if not 1 <= config.jobs <= MAX_JOBS:
+        raise UsageError(f"jobs must be between 1 and {MAX_JOBS}, got {config.jobs}")
+    entries = _LogEntries(config.trusted_root, config.rekor) if config.rekor else None
+    try:
+        works = _export_images(requests, config, entries, on_event)
+        store = MemoryBlobStore()
+        for work in works:
+            store.blobs.update(work.store.blobs)
+        tlog_members, completions, lookup, latest = _merge_entries(works, on_event)
+        if entries is not None:
+            _link_checkpoints(latest, tlog_members, config, entries)
+    finally:
+        if entries is not None:
+            entries.close()
+    if completions:
+        on_event("step", f"completed {len(completions)} log entries with inclusion proofs")
+    images = [w.image for w in works]
     records = [r for img in images for r in img.records]
-    tlog_members, completions, lookup = _complete_entries(records, store, config, on_event)
 
     trust = PublisherTrust(keyring=config.keyring, trusted_root=config.trusted_root)
     verified: list[AttestationResult] = []
@@ -453,6 +627,106 @@ def run_export(requests: list[ImageRequest], config: ExportConfig, on_event: Eve
         completed_entries=len(completions),
         flags=flags,
     )
+
+
+def _export_images(
+    requests: list[ImageRequest],
+    config: ExportConfig,
+    entries: _LogEntries | None,
+    on_event: Event,
+) -> list[_ImageWork]:
+    """Every image fetched (``config.jobs`` at once), in request order.
+
+    Raises:
+        DhiError: the error of the first image, in request order, that failed.
+    """
+    gate = _Gate()
+    shared = _Shared(config, entries, gate)
+    works: list[_ImageWork] = []
+    if config.jobs == 1 or len(requests) < 2:
+        for index, req in enumerate(requests):
+            on_event("image", req.reference)
+            work = _export_image(index, req, shared, lambda m: on_event("step", m))
+            _report_notes(work, req, on_event)
+            works.append(work)
+        return works
+    steps: list[list[str]] = [[] for _ in requests]
+    pool = ThreadPoolExecutor(
+        max_workers=min(config.jobs, len(requests)), thread_name_prefix="dhi-export"
+    )
+    try:
+        futures: list[Future[_ImageWork]] = [
+            pool.submit(_export_image, index, req, shared, steps[index].append)
+            for index, req in enumerate(requests)
+        ]
+        for index, (req, future) in enumerate(zip(requests, futures, strict=True)):
+            on_event("image", req.reference)
+            try:
+                work = future.result()
+            finally:
+                if future.done():  # the worker has ended: its steps are all there
+                    for message in steps[index]:
+                        on_event("step", message)
+            _report_notes(work, req, on_event)
+            works.append(work)
+    finally:
+        # Done, or failed: no worker may go on fetching for an export that is over.
+        gate.stop_all()
+        pool.shutdown(wait=True, cancel_futures=True)
+    return works
+
+
+def _report_notes(work: _ImageWork, req: ImageRequest, on_event: Event) -> None:
+    for note in work.image.notes:
+        on_event("warning", f"{req.reference}: {note}")
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every worker shares (each part thread-safe or read-only)."""
+
+    config: ExportConfig
+    entries: _LogEntries | None
+    gate: _Gate
+
+
+def _export_image(
+    index: int, req: ImageRequest, shared: _Shared, step: Callable[[str], None]
+) -> _ImageWork:
+    """Resolve, discover and complete the log entries of one image (a worker's job)."""
+    config, entries, gate = shared.config, shared.entries, shared.gate
+
+    def check() -> None:
+        gate.check(index)
+
+    store = MemoryBlobStore()
+    source = _GatedSource(req.source, check)
+    try:
+        image, buildkit = resolve_image(
+            source,
+            req.tag_or_digest,
+            reference=req.reference,
+            platforms=list(config.platforms) if config.platforms else None,
+            store=store,
+        )
+        discover_attestations(
+            image,
+            [source, *(_GatedSource(s, check) for s in req.attestation_sources)],
+            store=store,
+            image_source=source,
+            buildkit=buildkit,
+            progress=step,
+        )
+    except DhiError as e:
+        gate.fail(index)
+        raise type(e)(f"{req.reference}: {e.message}") from e
+    work = _ImageWork(image=image, store=store)
+    if entries is not None:
+        try:
+            entries.complete(image.records, work, check)
+        except DhiError as e:
+            work.late_error = e
+    return work
 
 
 def _image_entry(image: DiscoveredImage) -> ImageEntry:

@@ -25,6 +25,12 @@ What it does, and where the rule comes from:
   /v2/<name>/referrers/<digest>[?artifactType=]``, following ``Link: <...>; rel="next"``
   on the same origin; filtered client-side unless ``OCI-Filters-Applied`` says the
   registry did it. A ``404`` falls back to the ``<alg>-<hex>`` tag, which is an index.
+  With ``remember_referrers_api``, a registry's first such ``404`` is remembered (unless
+  its error code is ``NAME_UNKNOWN``: a registry with the API may answer that for a
+  repository it does not have) and later lookups there go straight to the tag: "if the
+  registry supports the referrers API, the registry MUST NOT return a 404 Not Found"
+  for a repository it has. Until a registry has answered, one lookup at a time asks it,
+  so concurrent lookups make no more probes than sequential ones.
 - **Errors** are translated here: callers see only the RegistryError family, one line,
   naming registry, repository and the object requested.
 
@@ -219,6 +225,8 @@ class RegistryClient:
         max_blob_size: default cap on blobs.
         verify_tls: ``True``, a CA bundle path, or an ``ssl.SSLContext``.
         transport: an httpx transport to use instead of the network (tests).
+        remember_referrers_api: remember per registry that the referrers API is missing
+            (see the module docstring) instead of asking for it on every lookup.
     """
 
     def __init__(
@@ -239,6 +247,7 @@ class RegistryClient:
         verify_tls: bool | str | ssl.SSLContext = True,
         transport: httpx.BaseTransport | None = None,
         user_agent: str = USER_AGENT,
+        remember_referrers_api: bool = False,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -260,6 +269,9 @@ class RegistryClient:
         self._lock = threading.Lock()
         self._auth: dict[str, _RegistryAuth] = {}
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        self.remember_referrers_api = remember_referrers_api
+        self._referrers_api: dict[str, bool] = {}
+        self._referrers_probes: dict[str, threading.Lock] = {}
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, pool=None),
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
@@ -342,6 +354,7 @@ class RegistryClient:
                 authorization = self._authorization(registry, scope, what)
                 if authorization is not None:
                     request_headers["Authorization"] = authorization
+            challenge: str | None = None
             try:
                 with self._http.stream(
                     method, url, headers=request_headers, content=content, params=params
@@ -350,13 +363,7 @@ class RegistryClient:
                     if status == 401 and registry is not None:
                         challenge = response.headers.get("www-authenticate", "")
                         _drain(response)
-                        if reauthenticated:
-                            raise self._refused(registry, what)
-                        reauthenticated = True
-                        self._on_challenge(registry, scope, challenge, what)
-                        attempt -= 1  # the auth round trip is not a failed attempt
-                        continue
-                    if _retryable_status(status) and attempt < self.retry.max_attempts:
+                    elif _retryable_status(status) and attempt < self.retry.max_attempts:
                         delay = self._delay(attempt, response.headers.get("retry-after"))
                         _drain(response)
                     else:
@@ -367,6 +374,16 @@ class RegistryClient:
                 delay = self._delay(attempt, None)
             except (httpx.HTTPError, httpx.InvalidURL) as e:  # redirects, decoding, bad URLs
                 raise RegistryError(f"{what}: {_one_line(str(e)) or type(e).__name__}") from e
+            if challenge is not None and registry is not None:
+                # Answered after the 401's connection went back to the pool: with as many
+                # connections as threads, a token request made while holding it could
+                # wait for a free connection forever.
+                if reauthenticated:
+                    raise self._refused(registry, what)
+                reauthenticated = True
+                self._on_challenge(registry, scope, challenge, what)
+                attempt -= 1  # the auth round trip is not a failed attempt
+                continue
             if delay is not None:
                 self.sleep(delay)
 
@@ -681,6 +698,14 @@ class RegistryClient:
             scope=f"repository:{repository}:pull",
         )
 
+    def referrers_api(self, registry: str) -> bool | None:
+        """Whether ``registry`` has the referrers API, as far as this client has learnt.
+
+        None until a lookup there has told (always None without ``remember_referrers_api``).
+        """
+        with self._lock:
+            return self._referrers_api.get(registry)
+
     def referrers(
         self,
         registry: str,
@@ -696,6 +721,28 @@ class RegistryClient:
         validate_digest(digest)
         target = _Target(registry, repository)
         what = f"{target.label}: referrers of {digest}"
+        if not self.remember_referrers_api:
+            return self._referrers(target, digest, artifact_type, what)
+        known = self.referrers_api(registry)
+        if known is None:
+            with self._lock:
+                probe = self._referrers_probes.setdefault(registry, threading.Lock())
+            with probe:  # the first lookup asks; the others wait for its answer
+                known = self.referrers_api(registry)
+                if known is None:
+                    return self._referrers(target, digest, artifact_type, what)
+        if known:
+            return self._referrers(target, digest, artifact_type, what)
+        return self._referrers_from_tag(target, digest, artifact_type, what)
+
+    def _learn_referrers_api(self, registry: str, supported: bool) -> None:
+        if self.remember_referrers_api:
+            with self._lock:
+                self._referrers_api[registry] = supported
+
+    def _referrers(
+        self, target: _Target, digest: str, artifact_type: str | None, what: str
+    ) -> ReferrersResult:
         pages: list[bytes] = []
         descriptors: list[Descriptor] = []
         filtered_by_registry = True
@@ -707,10 +754,14 @@ class RegistryClient:
                 raise RegistryError(f"{what}: more than {self.max_referrers_pages} pages")
             visited.add(url)
             page = self._referrers_page(target, url, params, what)
-            if page is None:
+            if isinstance(page, _NotFound):
                 if pages:
                     raise RegistryError(f"{what}: a later page answered 404")
+                if page.api_missing:
+                    self._learn_referrers_api(target.registry, False)
                 return self._referrers_from_tag(target, digest, artifact_type, what)
+            if not pages:
+                self._learn_referrers_api(target.registry, True)
             data, page_descriptors, filtered, next_url = page
             pages.append(data)
             descriptors.extend(page_descriptors)
@@ -729,13 +780,17 @@ class RegistryClient:
         url: str,
         params: dict[str, str] | None,
         what: str,
-    ) -> tuple[bytes, tuple[Descriptor, ...], bool, str | None] | None:
+    ) -> tuple[bytes, tuple[Descriptor, ...], bool, str | None] | _NotFound:
         def handle(
             response: httpx.Response,
-        ) -> tuple[bytes, tuple[Descriptor, ...], bool, str | None] | None:
+        ) -> tuple[bytes, tuple[Descriptor, ...], bool, str | None] | _NotFound:
             if response.status_code == 404:
-                _drain(response)
-                return None
+                body = b""
+                for chunk in response.iter_bytes(_CHUNK):  # cut short: retried as usual
+                    body += chunk
+                    if len(body) > MAX_ERROR_BODY:
+                        return _NotFound(api_missing=False)  # not an error body: tell nothing
+                return _NotFound(api_missing="NAME_UNKNOWN" not in _error_codes(body))
             if response.status_code != 200:
                 raise _status_error(response, what)
             verifier = DigestVerifier(None, what=what, limit=self.max_manifest_size)
@@ -870,6 +925,15 @@ class RegistryClient:
         )
 
 
+@dataclass(frozen=True)
+class _NotFound:
+    """A referrers page answered 404."""
+
+    api_missing: bool
+    """The 404 means the registry has no referrers API: not ``NAME_UNKNOWN`` (the
+    repository is missing, which a registry with the API may answer with 404)."""
+
+
 def _drain(response: httpx.Response) -> None:
     """Read and drop a (small) body so the connection can be reused."""
     if response.is_stream_consumed:
@@ -889,6 +953,18 @@ def _read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
         verifier.update(chunk)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _error_codes(body: bytes) -> set[str]:
+    """The ``code`` of every error in a distribution error body (empty if it is not one)."""
+    try:
+        obj: Any = loads_json(body, what="error body")
+    except MalformedEvidenceError:
+        return set()
+    errors = obj.get("errors") if isinstance(obj, dict) else None
+    if not isinstance(errors, list):
+        return set()
+    return {e["code"] for e in errors if isinstance(e, dict) and isinstance(e.get("code"), str)}
 
 
 def _status_error(response: httpx.Response, what: str) -> DhiError:

@@ -15,7 +15,7 @@ body and faults that hit a share of requests at random) carrying a randomly draw
 fault plan of one to three ingredients (:data:`KINDS`):
 
 - ``5xx``: 500/502/503/504 on a share of the requests of one class (every request,
-  manifests, blobs, referrers API calls, tags), every Nth or each with a probability;
+  manifests, blobs, referrers lookups, tags), every Nth or each with a probability;
 - ``429``: 429 with ``Retry-After`` (0-2 s, or an HTTP date) on a share of requests;
 - ``reset``: the connection reset (RST) after half the body, on a share of requests;
 - ``odd-retry-after``: 429 or 503 with a malformed ``Retry-After`` (``soon``, ``-1``,
@@ -137,7 +137,9 @@ CLASSES: dict[str, str] = {
     "any": r"^GET /v2/.",
     "manifests": r"^GET /v2/.*/manifests/",
     "blobs": r"^GET /v2/.*/blobs/",
-    "referrers": r"^GET /v2/.*/referrers/",
+    # Referrers lookups: the API (asked once per registry: distribution 2.8 answers 404)
+    # and then the sha256-<hex> fallback tags, which carry the lookups from there on.
+    "referrers": r"^GET /v2/.*/(referrers/|manifests/sha256-[0-9a-f]{64}$)",
     "tags": r"^GET /v2/.*/manifests/(?!sha256:)",
 }
 # How a clean failure names the request (dhi_offline/oci/client.py builds these).

@@ -32,6 +32,7 @@ from dhi_offline.bundle.signing import generate_keypair
 from dhi_offline.cli import export as export_cmd
 from dhi_offline.oci.client import RegistryClient
 from tests.export.test_export_registry import (
+    EXTRA_PLATFORMS,
     PER_PLATFORM,
     PLATFORMS,
     REPOSITORY,
@@ -84,13 +85,15 @@ class Site:
     registry: RunningRegistry
     image: ImageFixture
     rekor_url: str
+    publisher: TestPublisher
     baseline_ids: list[str] = field(default_factory=list)
     baseline_requests: int = 0
 
-    def argv(self, host: str, out: Path) -> list[str]:
+    def argv(self, host: str, out: Path, *repositories: str) -> list[str]:
+        """Export ``REPOSITORY`` (or ``repositories``, in order) through ``host``."""
         return [
             "export",
-            f"{host}/{REPOSITORY}:{TAG}",
+            *(f"{host}/{r}:{TAG}" for r in repositories or (REPOSITORY,)),
             "--key",
             str(self.dir / "publisher.pub"),
             "--signing-key",
@@ -158,7 +161,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         atts = make_attestations(publisher, image_refs(image, "dhi.io/python"))
         with fast_client() as client:
             push_published(client, registry.host, REPOSITORY, [*atts.dhi, *atts.att, *atts.bundles])
-        site = Site(base, registry, image, url)
+        site = Site(base, registry, image, url, publisher)
         # The baseline: what an export without faults finds, and how many requests it takes.
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("DHI_OFFLINE_STATE_DIR", str(base / "baseline-state"))
@@ -355,3 +358,80 @@ def test_registry_going_away_mid_export_fails_cleanly(
     reference = f"{doomed.host}/{REPOSITORY}:{TAG}"
     _assert_clean_failure(code, err, out_dir, reference, "cannot connect after 5 attempts")
     assert len(sleeps) == 4
+
+
+# ----------------------------------------------------------------- several images, --jobs
+
+EXTRA = ("dhi/extra-1", "dhi/extra-2")
+
+
+@pytest.fixture(scope="module")
+def extra(site: Site) -> tuple[str, ...]:
+    """Two more images (other platforms) with every layout, in the same registry.
+    Returns the three repositories in export order."""
+    for repository, platforms in zip(EXTRA, EXTRA_PLATFORMS, strict=True):
+        image = build_image(site.dir / f"layout-{repository.rsplit('/', 1)[1]}", TAG, platforms)
+        skopeo_push(image.layout, TAG, f"{site.registry.host}/{repository}:{TAG}")
+        atts = make_attestations(site.publisher, image_refs(image, f"dhi.io/{repository}"))
+        with fast_client() as client:
+            push_published(
+                client, site.registry.host, repository, [*atts.dhi, *atts.att, *atts.bundles]
+            )
+    return (REPOSITORY, *EXTRA)
+
+
+def test_several_images_with_jobs_survive_transient_faults(
+    site: Site, extra: tuple[str, ...], clients: Clients, tmp_path: Path
+) -> None:
+    out = tmp_path / "out" / "b.dhi.tar.zst"
+    plan = [
+        Fault("status", match=r"^GET /v2/.", every=11, status=503),
+        Fault("reset", match=BLOB_GET, every=10),
+    ]
+    # From several threads, a retry is not the next request the proxy counts: it is hit
+    # again about as often as any request, hence more retries than the default 4.
+    with NoDelayFaultProxy(site.registry.host, plan) as proxy:
+        argv = [*site.argv(proxy.host, out, *extra), "--jobs", "8", "--retries", "10"]
+        code, stdout, err = run(argv)
+    assert code == 0, err
+    doc = json.loads(stdout)
+    assert [i["reference"] for i in doc["images"]] == [f"{proxy.host}/{r}:{TAG}" for r in extra]
+    assert doc["attestations"]["verified"] == TOTAL * len(extra)
+    assert proxy.actions("status") and proxy.actions("reset")
+    opened = open_verified(out, site.dir / "exporter.pub", tmp_path / "x")
+    assert len(evidence_records(opened)) == TOTAL * len(extra)
+
+
+def test_the_first_failed_image_in_order_names_the_error(
+    site: Site, extra: tuple[str, ...], clients: Clients, tmp_path: Path
+) -> None:
+    """The last image fails at once, the second one later (at its first blob): the error
+    is the second one's, as a sequential export reports it; nothing is left behind."""
+    out_dir = tmp_path / "out"
+    plan = [
+        Fault("status", match=f"^GET /v2/{extra[2]}/manifests/{TAG}$", times=-1, status=500),
+        Fault("status", match=f"^GET /v2/{extra[1]}/blobs/", times=-1, status=500),
+    ]
+    with NoDelayFaultProxy(site.registry.host, plan) as proxy:
+        argv = [*site.argv(proxy.host, out_dir / "b.dhi.tar.zst", *extra), "--jobs", "8"]
+        code, _, err = run(argv)
+    second = f"{proxy.host}/{extra[1]}:{TAG}"
+    _assert_clean_failure(code, err, out_dir, second, "blob sha256:", "HTTP 500")
+    assert extra[2] not in err
+
+
+def test_a_failed_image_fails_the_parallel_export_cleanly(
+    site: Site, extra: tuple[str, ...], clients: Clients, tmp_path: Path
+) -> None:
+    """Wrong bytes in the first image: the same one-line error as with --jobs 1."""
+    errors = {}
+    for jobs in ("1", "8"):
+        out_dir = tmp_path / f"out-{jobs}"
+        victim = site.image.platforms[1].manifest.digest
+        plan = [Fault("corrupt", match=f"^GET /v2/{REPOSITORY}/manifests/{victim}", times=-1)]
+        with NoDelayFaultProxy(site.registry.host, plan) as proxy:
+            argv = [*site.argv(proxy.host, out_dir / "b.dhi.tar.zst", *extra), "--jobs", jobs]
+            code, _, err = run(argv)
+        _assert_clean_failure(code, err, out_dir, f"{proxy.host}/{REPOSITORY}:{TAG}", victim)
+        errors[jobs] = err.replace(proxy.host, "PROXY")
+    assert errors["1"] == errors["8"]

@@ -116,3 +116,46 @@ def test_failed_export_removes_the_directories_it_created(sample: Path) -> None:
     code, _, err = run(argv)
     assert code == 2 and err.count("\n") == 1 and "no-such-tag" in err
     assert not (sample / "new").exists()
+
+
+@pytest.mark.parametrize("jobs", ["0", "65", "-1"])
+def test_jobs_out_of_range_is_a_usage_error(sample: Path, jobs: str) -> None:
+    code, _, err = run(export_argv(sample, "j/x.dhi.tar.zst", "--jobs", jobs))
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"--jobs must be between 1 and 64, got {jobs}" in err
+    assert not (sample / "j").exists()
+
+
+def test_jobs_one_and_sixty_four_give_the_same_bundle(
+    sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    for name, jobs in (("a", ["-j", "1"]), ("b", ["--jobs", "64"])):
+        monkeypatch.setenv("DHI_OFFLINE_STATE_DIR", str(sample / f"state-{name}"))
+        code, _, err = run(export_argv(sample, f"{name}.dhi.tar.zst", *jobs))
+        assert code == 0, err
+    assert (sample / "a.dhi.tar.zst").read_bytes() == (sample / "b.dhi.tar.zst").read_bytes()
+
+
+def test_registry_text_is_printed_literally_not_as_markup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A predicate type is registry content: "[/]" in it crashed the summary (rich markup).
+    from dhi_offline import demo
+
+    odd = "https://example.com/odd[/]type[bold]x"
+    real = demo._predicates
+    monkeypatch.setattr(demo, "_predicates", lambda *a: [*real(*a), (odd, {"k": 1})])
+    site = make_sample_site(tmp_path, monkeypatch)
+    code, out, err = run(sample_export_argv(site, "m.dhi.tar.zst"))
+    assert code == 0, err
+    assert odd in out
+    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    (site / "other.pub").write_bytes(
+        other.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    code, out, err = run(sample_export_argv(site, "n.dhi.tar.zst", key="other.pub"))
+    assert code == 1
+    assert "NOT VERIFIED:" in err and "internal error" not in err

@@ -28,22 +28,33 @@ import base64
 import hashlib
 import io
 import json
+import re
 import subprocess
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dhi_offline.bundle.reader import OpenedBundle, inspect_bundle, open_bundle
-from dhi_offline.bundle.signing import generate_keypair
+from dhi_offline.bundle.signing import generate_keypair, load_private_key
+from dhi_offline.cli import export as export_cmd
+from dhi_offline.cli.inputs import load_trusted_root
 from dhi_offline.cli.main import main
+from dhi_offline.export.run import ExportConfig, ImageRequest, run_export
 from dhi_offline.oci.client import RegistryClient
 from dhi_offline.oci.content import referrers_tag
 from dhi_offline.oci.mediatypes import INDEX_TYPES
+from dhi_offline.oci.reference import Reference
+from dhi_offline.oci.source import RegistrySource
+from dhi_offline.tlog.rekor_client import RekorClient
+from dhi_offline.trust.keyring import Keyring, KeyringEntry
 from dhi_offline.trust.keys import PublicKey, load_pem
 from tests.support.publisher import (
     CTRF_TESTS,
@@ -610,3 +621,156 @@ def test_token_auth_image_registry_with_docker_config(
     assert all(r.scopes == [f"repository:{REPOSITORY}:pull"] for r in issued)
     # A token is fetched once per scope and then reused.
     assert len(issued) == 1
+
+
+# ----------------------------------------------------------------- several images, --jobs
+
+EXTRA_PLATFORMS = (("linux/386", "linux/arm/v7"), ("linux/ppc64le", "linux/s390x"))
+"""Platforms of the extra images: other platforms, so other digests and other evidence."""
+
+
+@pytest.fixture(scope="module")
+def several(world: World) -> list[str]:
+    """Three images in A (the world's and ``dhi/extra-1``, ``dhi/extra-2``), each with
+    the full set of attestations (DHI ones in B). Returns their references, in order."""
+    refs = [image_ref(world.a)]
+    for n, platforms in enumerate(EXTRA_PLATFORMS, 1):
+        repository = f"dhi/extra-{n}"
+        image = build_image(world.dir / f"layout-extra-{n}", TAG, platforms=platforms)
+        skopeo_push(image.layout, TAG, f"{world.a.host}/{repository}:{TAG}")
+        atts = make_attestations(world.publisher, image_refs(image, f"dhi.io/extra-{n}"))
+        with fast_client() as client:
+            push_published(client, world.b.host, repository, atts.dhi)
+            push_published(client, world.a.host, repository, [*atts.att, *atts.bundles])
+        refs.append(image_ref(world.a, repository))
+    # As in the world fixture: the newest leaves are not ours, so forks keep our entries.
+    world.rekor.add_entry(b'{"someone":"else, after the extra images"}')
+    world.rekor.add_entry(b'{"someone":"else, after the extra images, again"}')
+    return refs
+
+
+@dataclass
+class Traffic:
+    """Registry requests of the CLI's clients: URL paths and the threads that sent them."""
+
+    paths: list[str]
+    threads: set[str]
+
+
+@pytest.fixture
+def traffic(monkeypatch: pytest.MonkeyPatch) -> Traffic:
+    """The CLI's RegistryClient, recording its requests; the first image (``dhi/python``)
+    is made slow, so with several jobs it finishes after the images that follow it."""
+    seen = Traffic([], set())
+    lock = threading.Lock()
+
+    class Recording(RegistryClient):
+        def _count_request(self, request: Any) -> None:
+            super()._count_request(request)
+            with lock:
+                seen.paths.append(request.url.path)
+                seen.threads.add(threading.current_thread().name)
+            if f"/v2/{REPOSITORY}/" in request.url.path:
+                time.sleep(0.02)
+
+    monkeypatch.setattr(export_cmd, "RegistryClient", Recording)
+    return seen
+
+
+def test_jobs_give_the_same_bundle_bytes(
+    world: World,
+    several: list[str],
+    traffic: Traffic,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    bundles: dict[str, bytes] = {}
+    for jobs in ("1", "8"):
+        monkeypatch.setenv("DHI_OFFLINE_STATE_DIR", str(tmp_path / f"state-{jobs}"))
+        out = tmp_path / f"j{jobs}.dhi.tar.zst"
+        argv = world.argv(several[0], out, "--jobs", jobs)
+        argv[2:2] = several[1:]  # IMAGE... in order: python, extra-1, extra-2
+        traffic.threads.clear()
+        code, stdout, err = run(argv)
+        assert code == 0, err
+        doc = json.loads(stdout)
+        assert [i["reference"] for i in doc["images"]] == several
+        assert doc["attestations"]["verified"] == 3 * sum(PER_PLATFORM.values()) * 2
+        assert doc["tlog"]["set-only"] == 0 and doc["tlog"]["absent"] == 0
+        bundles[jobs] = out.read_bytes()
+        workers = {t for t in traffic.threads if t.startswith("dhi-export")}
+        # Image 1 is slow: with 8 jobs the images after it are fetched by other threads.
+        assert (len(workers) >= 2) if jobs == "8" else not workers, traffic.threads
+    assert bundles["1"] == bundles["8"]
+    opened = open_verified(tmp_path / "j8.dhi.tar.zst", world.exporter_pub, tmp_path / "x")
+    assert [i.reference for i in opened.manifest.images] == several
+    assert len(evidence_records(opened)) == 3 * sum(PER_PLATFORM.values()) * 2
+
+
+def test_a_registry_without_the_referrers_api_is_asked_once(
+    world: World, several: list[str], traffic: Traffic, tmp_path: Path
+) -> None:
+    """distribution 2.8 answers the referrers API with 404: asked once per registry, then
+    only fallback tags, even from 8 threads at once."""
+    out = tmp_path / "once.dhi.tar.zst"
+    argv = world.argv(several[0], out, "--jobs", "8")
+    argv[2:2] = several[1:]
+    code, _, err = run(argv)
+    assert code == 0, err
+    api = [p for p in traffic.paths if "/referrers/" in p]
+    assert len(api) == 2, api  # one to A, one to B
+    fallback = [p for p in traffic.paths if re.search(r"/manifests/sha256-[0-9a-f]{64}$", p)]
+    # Per image: 2 platforms x (A, B) subject listings, and one per DHI attestation
+    # (its signatures): 3 per platform.
+    assert len(fallback) == 3 * 2 * (2 + 3)
+
+
+def _library_export(
+    world: World, refs: list[str], tmp_path: Path, jobs: int
+) -> list[tuple[str, str, str]]:
+    """``run_export`` with ``jobs``: every event as (thread, kind, message)."""
+    events: list[tuple[str, str, str]] = []
+    ring = Keyring(name="test").with_entry(
+        KeyringEntry(name="publisher", key=load_pem(world.pub.read_bytes()))
+    )
+    client = fast_client(remember_referrers_api=True)
+    requests = []
+    for ref in refs:
+        host, _, rest = ref.partition("/")
+        repository, _, tag = rest.partition(":")
+        source = RegistrySource(client, Reference(host, repository, tag, None))
+        att = RegistrySource(client, Reference(world.b.host, repository, None, None))
+        requests.append(ImageRequest(ref, tag, source, (att,)))
+    config = ExportConfig(
+        output=tmp_path / f"lib-{jobs}.dhi.tar.zst",
+        signing_key=load_private_key(world.exporter),
+        keyring=ring,
+        trusted_root=load_trusted_root(world.root),
+        now=datetime.fromtimestamp(int(EPOCH), UTC),
+        expires=timedelta(days=1),
+        state_dir=tmp_path / f"lib-state-{jobs}",
+        rekor=lambda _url: RekorClient(world.rekor_url),
+        source_date_epoch=int(EPOCH),
+        jobs=jobs,
+    )
+    with client:
+        run_export(
+            requests,
+            config,
+            lambda kind, message: events.append((threading.current_thread().name, kind, message)),
+        )
+    return events
+
+
+def test_events_come_from_the_calling_thread_in_the_same_order(
+    world: World, several: list[str], tmp_path: Path
+) -> None:
+    sequential = _library_export(world, several, tmp_path, 1)
+    parallel = _library_export(world, several, tmp_path, 8)
+    assert {t for t, _, _ in parallel} == {threading.current_thread().name}
+    assert [(k, m) for _, k, m in parallel] == [(k, m) for _, k, m in sequential]
+    assert [m for _, k, m in parallel if k == "image"] == several
+    assert (tmp_path / "lib-1.dhi.tar.zst").read_bytes() == (
+        tmp_path / "lib-8.dhi.tar.zst"
+    ).read_bytes()
