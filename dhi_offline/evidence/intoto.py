@@ -10,6 +10,7 @@ SBOM that nothing reads is then never built.
 
 from __future__ import annotations
 
+import codecs
 import hmac
 import json.decoder
 import re
@@ -57,9 +58,9 @@ class Statement:
     predicate_type: str
     raw: bytes
     _predicate: Any = field(default=_UNPARSED, repr=False, compare=False)
-    outline: Any = field(default=None, repr=False, compare=False)
-    """What :mod:`~dhi_offline.evidence.skim` kept of a predicate not yet built
-    (SBOM component/package lists), else None."""
+    summary: dict[str, int] | None = field(default=None, repr=False, compare=False)
+    """What :mod:`~dhi_offline.evidence.skim` counted of a predicate it only checked
+    (``{"packages": N}`` for an SBOM), else None."""
 
     @property
     def predicate(self) -> Any:
@@ -75,11 +76,9 @@ class Statement:
         return self._predicate
 
     @property
-    def predicate_outline(self) -> Any:
-        """The built predicate if it was built, else the skimmed outline (for counts)."""
-        if self._predicate is not _UNPARSED or self.outline is None:
-            return self.predicate
-        return self.outline
+    def predicate_built(self) -> bool:
+        """Whether the predicate has been built (else only ``summary`` is known)."""
+        return self._predicate is not _UNPARSED
 
     def without_content(self) -> Statement:
         """A copy without the raw bytes and predicate (for results kept after use)."""
@@ -115,13 +114,14 @@ class Statement:
         )
 
 
-TopLevel = tuple[dict[str, Any], Any]
+TopLevel = tuple[dict[str, Any], dict[str, int]]
 """What the fast path keeps of a statement: its top-level members except the predicate,
-and the predicate's outline."""
+and the skim's summary of the predicate."""
 
-Prepared = Callable[[bytes], TopLevel | None]
+Prepared = Callable[[bytes, str | None], TopLevel | None]
 """A lookup of statements whose top level was parsed ahead (in another process), keyed
-by their exact bytes: see :func:`parse_top_level`."""
+by their exact bytes; the second argument is their SHA-256 (hex) when the caller has
+already checked it. See :func:`parse_top_level`."""
 
 
 def parse_top_level(payload: bytes) -> TopLevel | None:
@@ -139,7 +139,11 @@ def parse_top_level(payload: bytes) -> TopLevel | None:
 
 
 def parse_statement(
-    payload: bytes, *, what: str = "in-toto statement", prepared: Prepared | None = None
+    payload: bytes,
+    *,
+    what: str = "in-toto statement",
+    prepared: Prepared | None = None,
+    sha256: str | None = None,
 ) -> Statement:
     """Parse an in-toto Statement v0.1 or v1 (the predicate lazily; see the module).
 
@@ -147,6 +151,8 @@ def parse_statement(
         payload: the statement's bytes.
         what: how errors name it.
         prepared: where the fast path may already have run on these bytes.
+        sha256: the hex SHA-256 of ``payload``, if the caller has verified it (saves
+            hashing it again for ``prepared``).
 
     Raises:
         MalformedEvidenceError: not JSON, unknown ``_type``, no subject, or a digest
@@ -154,13 +160,13 @@ def parse_statement(
     """
     fast = None
     if prepared is not None and len(payload) >= _LAZY_MIN:
-        fast = prepared(payload)
+        fast = prepared(payload, sha256)
     if fast is None:
         fast = parse_top_level(payload)
     top: dict[str, Any] | None = None
-    outline: Any = None
+    summary: dict[str, int] | None = None
     if fast is not None:
-        top, outline = dict(fast[0]), fast[1]
+        top, summary = dict(fast[0]), dict(fast[1])
     predicate: Any = _UNPARSED
     if top is None:
         top = require_dict(loads_json(payload, what=what), what=what)
@@ -192,33 +198,62 @@ def parse_statement(
         predicate_type=ptype,
         raw=payload,
         _predicate=predicate,
-        outline=outline,
+        summary=summary,
     )
+
+
+def _end_without_whitespace(text: str | bytes) -> int:
+    """Length of ``text`` without trailing JSON whitespace (rstrip would copy it all)."""
+    blanks: str | bytes = " \t\n\r" if isinstance(text, str) else b" \t\n\r"
+    end = len(text)
+    while end and text[end - 1 : end] in blanks:  # type: ignore[operator]
+        end -= 1
+    return end
 
 
 class _NotFast(Exception):
     """The fast path does not apply; the strict parser decides."""
 
 
-def _parse_top_level(payload: bytes) -> tuple[dict[str, Any], Any]:
-    """The top-level members except a last ``predicate``, parsed strictly; its outline.
+_HEAD = 64 * 1024
+"""The top level before the predicate is read from a decoded head of this many bytes
+(the whole statement only when it needs more): decoding 16 MB costs ~10 ms."""
+
+
+def _parse_top_level(payload: bytes) -> TopLevel:
+    """The top-level members except a last ``predicate``, parsed strictly; its summary.
 
     The predicate's text (from after its key to before the final ``}``) must be one
     well-formed JSON object: then nothing can follow it, so no key can hide after it.
     Anything unusual raises _NotFast and the whole statement goes to the strict parser.
     """
+    stop = _end_without_whitespace(payload) - 1
+    if payload[stop : stop + 1] != b"}":
+        raise _NotFast
+    head = payload[:_HEAD]
+    try:
+        # The head may end inside a character: decode incrementally, keep what is whole.
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) == len(payload))
+        return _scan_top_level(payload, text, stop)
+    except (_NotFast, UnicodeDecodeError):
+        if len(head) == len(payload):
+            raise _NotFast from None
+    # The head was not enough (or cut something): the whole text decides.
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as e:
         raise _NotFast from e
+    return _scan_top_level(payload, text, stop)
+
+
+def _scan_top_level(payload: bytes, text: str, stop: int) -> TopLevel:
+    """:func:`_parse_top_level` over ``text``, the decoded ``payload`` or a head of it."""
     decoder = strict_decoder()
-    end = len(text.rstrip(" \t\n\r"))
     idx = _WS.match(text, 0).end()  # type: ignore[union-attr]
-    if text[idx : idx + 1] != "{" or text[end - 1 : end] != "}":
+    if text[idx : idx + 1] != "{":
         raise _NotFast
     idx += 1
     top: dict[str, Any] = {}
-    outline: Any = None
     while True:
         idx = _WS.match(text, idx).end()  # type: ignore[union-attr]
         if text[idx : idx + 1] != '"':
@@ -229,17 +264,16 @@ def _parse_top_level(payload: bytes) -> tuple[dict[str, Any], Any]:
             if text[idx : idx + 1] != ":":
                 raise _NotFast
             idx = _WS.match(text, idx + 1).end()  # type: ignore[union-attr]
-            if key in top or (key == "predicate" and outline is not None):
+            if key in top:
                 raise _NotFast  # a duplicate: the strict parser names it
             if key == "predicate":
                 ptype = top.get("predicateType")
                 if not isinstance(ptype, str):
                     raise _NotFast
                 # The predicate's bytes: from here to before the final "}".
-                start = idx if payload.isascii() else len(text[:idx].encode("utf-8"))
-                stop = len(payload.rstrip(b" \t\n\r")) - 1
-                outline = skim_object(payload[start:stop], ptype)
-                return top, outline
+                before = text[:idx]
+                start = idx if before.isascii() else len(before.encode("utf-8"))
+                return top, skim_object(payload[start:stop], ptype)
             value, idx = decoder.raw_decode(text, idx)
         except (ValueError, RecursionError) as e:
             raise _NotFast from e

@@ -231,7 +231,8 @@ def _cert(obj: object, what: str) -> x509.Certificate:
         # malformed one is refused here rather than surfacing later as a crash.
         _ = (cert.subject, cert.issuer, cert.extensions, cert.not_valid_before_utc)
         _ = (cert.not_valid_after_utc, cert.signature_hash_algorithm, cert.public_key())
-    except (ValueError, UnsupportedAlgorithm) as e:
+    except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension) as e:
+        # DuplicateExtension is no ValueError: a certificate listing one twice.
         raise MalformedEvidenceError(f"{what}: not a well-formed DER certificate ({e})") from e
     return cert
 

@@ -219,7 +219,7 @@ def _authorities(items: object, what: str) -> list[Authority]:
                 # Parsed lazily by cryptography: touch what verification reads.
                 _ = (cert.subject, cert.issuer, cert.extensions, cert.public_key())
                 chain.append(cert)
-            except (ValueError, UnsupportedAlgorithm) as e:
+            except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension) as e:
                 raise TrustMaterialError(f"{where}.certChain[{j}] is not a DER certificate") from e
         subject = item.get("subject", {})
         subject_text = (

@@ -223,7 +223,10 @@ def verify_attestation(
                 prepared=prepared,
             )
         # (2): the bare statement.
-        statement = parse_statement(layer, prepared=prepared)
+        # blobs.get checked the layer against its digest: no need to hash it again.
+        statement = parse_statement(
+            layer, prepared=prepared, sha256=record.layer.removeprefix("sha256:")
+        )
         statement.require_subject(record.subject)
         if record.layout == "buildkit":
             return AttestationResult(record, statement, "unsigned", None, (), ())

@@ -47,7 +47,7 @@ from dhi_offline.errors import (
     VerificationError,
 )
 from dhi_offline.evidence.encoding import loads_json, require_dict
-from dhi_offline.evidence.intoto import Prepared
+from dhi_offline.evidence.intoto import Prepared, Statement
 from dhi_offline.evidence.predicates import (
     SCOUT_VULNS_PREDICATE,
     TESTS_PREDICATE,
@@ -566,9 +566,7 @@ def _platform(
                 log_indexes=tuple(e.log_index for e in result.log_entries),
                 signing_times=result.signing_times,
                 tests=tests,
-                package_count=sbom_package_count(
-                    result.predicate_type, result.statement.predicate_outline
-                ),
+                package_count=_package_count(result.statement),
             )
         )
         checks.append(
@@ -607,6 +605,13 @@ def _platform(
         violations=tuple(outcome.violations) if outcome else (),
         warnings=tuple(dict.fromkeys(outcome.warnings)) if outcome else (),
     )
+
+
+def _package_count(statement: Statement) -> int | None:
+    """SBOM packages: counted by the skim when the predicate was not built."""
+    if not statement.predicate_built and statement.summary is not None:
+        return statement.summary.get("packages")
+    return sbom_package_count(statement.predicate_type, statement.predicate)
 
 
 def _policy_reads(predicate_type: str) -> bool:

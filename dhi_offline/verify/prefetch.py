@@ -106,11 +106,14 @@ class StatementPrefetch:
         self._pending.append(self._pool.submit(prepare_file, str(self._root / path)))
         self.submitted += 1
 
-    def lookup(self, payload: bytes) -> TopLevel | None:
-        """The prepared top level of exactly ``payload``, waiting for workers if needed."""
+    def lookup(self, payload: bytes, sha256: str | None = None) -> TopLevel | None:
+        """The prepared top level of exactly ``payload``, waiting for workers if needed.
+
+        ``sha256``: the payload's hex SHA-256, when the caller has checked it.
+        """
         if not self._pending and not self._done:
             return None
-        digest = hashlib.sha256(payload).hexdigest()
+        digest = sha256 or hashlib.sha256(payload).hexdigest()
         while digest not in self._done and self._pending:
             future = self._pending.pop(0)
             try:

@@ -66,23 +66,22 @@ def test_large_sbom_is_skimmed_then_built_on_demand() -> None:
     payload = json.dumps(_statement(_sbom())).encode()
     assert len(payload) > 64 * 1024
     parsed = parse_statement(payload)
-    # Not built yet: only the outline is held.
-    assert parsed.outline is not None
+    # Not built yet: only the skim's count is held, and it is the full count.
+    assert not parsed.predicate_built
     expected = sbom_package_count(CDX, _statement(_sbom())["predicate"])
     assert expected is not None and expected > 2000
-    assert sbom_package_count(CDX, parsed.predicate_outline) == expected
+    assert parsed.summary == {"packages": expected}
     assert parsed.predicate == _sbom()
-    assert sbom_package_count(CDX, parsed.predicate_outline) == expected
+    assert parsed.predicate_built
 
 
-def test_spdx_outline_counts_packages() -> None:
+def test_spdx_summary_counts_packages() -> None:
     predicate = {
         "spdxVersion": "SPDX-2.3",
         "packages": [{"name": f"p{i}" * 20} for i in range(3000)],
     }
     parsed = parse_statement(json.dumps(_statement(predicate, ptype=SPDX + "/v2.3")).encode())
-    assert parsed.outline is not None
-    assert sbom_package_count(SPDX, parsed.predicate_outline) == 3000
+    assert parsed.summary == {"packages": 3000}
 
 
 @pytest.mark.parametrize(
@@ -163,7 +162,7 @@ def test_strict_rules_inside_a_skimmed_predicate_apply_when_it_is_read(inner: st
 def test_without_content_drops_bytes_and_predicate() -> None:
     parsed = parse_statement(json.dumps(_statement(_sbom())).encode())
     light = parsed.without_content()
-    assert (light.raw, light.predicate, light.outline) == (b"", None, None)
+    assert (light.raw, light.predicate, light.summary) == (b"", None, None)
     assert light.subjects == parsed.subjects
 
 
@@ -192,3 +191,38 @@ def test_random_statements_mean_the_same(extra: dict[str, Any], predicate: Any) 
     # Padding makes it large enough for the fast path; the predicate stays last.
     doc["predicate"] = {"pad": "x" * 70_000, "value": predicate}
     _same_meaning(json.dumps(doc).encode())
+
+
+@pytest.mark.parametrize("depth", [1, 3, 4, 5, 8])
+def test_nested_components_are_counted_at_any_depth(depth: int) -> None:
+    def nest(level: int) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = [{"name": f"c{level}-{i}" * 30} for i in range(500)]
+        if level < depth:
+            items[0]["components"] = nest(level + 1)
+        return items
+
+    predicate = {"bomFormat": "CycloneDX", "components": nest(1)}
+    parsed = parse_statement(json.dumps(_statement(predicate)).encode())
+    assert not parsed.predicate_built
+    assert parsed.summary == {"packages": 500 * depth}
+    assert sbom_package_count(CDX, predicate) == 500 * depth
+
+
+@pytest.mark.parametrize("pad", range(0, 4))
+def test_top_level_longer_than_the_decoded_head(pad: int) -> None:
+    # Subjects fill more than the 64 KiB head; a 3-byte character is placed across the
+    # head's end (shifted by ``pad``): the scan goes on over the whole text.
+    subjects = [{"name": "x" * 40, "digest": {"sha256": A}} for _ in range(1500)]
+    doc = _statement(_sbom())
+    doc["subject"] = subjects
+    text = json.dumps(doc, ensure_ascii=False)
+    cut = 64 * 1024 - 1 - pad
+    name_at = text.index('"name": "', cut - 60) + len('"name": "')
+    text = text[:name_at] + "\u20ac" * 20 + text[name_at + 20 :]
+    payload = text.encode()
+    assert len(text[:name_at].encode()) < 64 * 1024 < len(text[: name_at + 20].encode())
+    parsed = parse_statement(payload)
+    assert not parsed.predicate_built
+    assert len(parsed.subjects) == 1500
+    _same_meaning(payload)
+    assert parsed.summary == {"packages": sbom_package_count(CDX, _sbom())}

@@ -44,3 +44,13 @@ def test_leaf_with_malformed_issuer_is_refused_not_a_crash() -> None:
     doc["verificationMaterial"]["certificate"]["rawBytes"] = base64.b64encode(mutated).decode()
     with pytest.raises(MalformedEvidenceError, match="certificate"):
         parse_bundle(json.dumps(doc).encode())
+
+
+def test_leaf_with_a_duplicated_extension_is_refused_not_a_crash() -> None:
+    # Found by the hypothesis property (keyless-message, byte 448 set to "I"): the
+    # changed base64 character turned one extension's OID into another's, and
+    # cryptography raised DuplicateExtension, which is not a ValueError.
+    data = (CONFORMANCE / "happy-path-v0.3" / "bundle.sigstore.json").read_bytes()
+    mutated = data[:448] + b"I" + data[449:]
+    with pytest.raises(MalformedEvidenceError, match=r"certificate.*Duplicate"):
+        parse_bundle(mutated)

@@ -163,3 +163,20 @@ def test_der_key_ending_in_a_whitespace_byte_loads() -> None:
     else:
         pytest.skip("no key ending in a whitespace byte was generated")
     assert load_any(key.der).key_id == key.key_id
+
+
+def test_trusted_root_certificate_with_a_duplicated_extension_is_refused() -> None:
+    # The certificate of the regression vector in tests/evidence/test_regressions.py
+    # (DuplicateExtension, which is no ValueError), here as trust material.
+    import base64
+
+    from tests.conftest import CONFORMANCE
+
+    data = (CONFORMANCE / "happy-path-v0.3" / "bundle.sigstore.json").read_bytes()
+    mutated = json.loads(data[:448] + b"I" + data[449:])
+    raw = mutated["verificationMaterial"]["certificate"]["rawBytes"]
+    assert base64.b64decode(raw)
+    doc = json.loads(shipped_trusted_root("production").raw)
+    doc["certificateAuthorities"][0]["certChain"]["certificates"][0]["rawBytes"] = raw
+    with pytest.raises(TrustMaterialError, match="not a DER certificate"):
+        TrustedRoot.from_bytes(json.dumps(doc).encode())

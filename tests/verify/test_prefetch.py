@@ -67,7 +67,7 @@ def test_results_stand_only_for_the_same_bytes(tmp_path: Path) -> None:
         assert pre.lookup(other) is None
         prepared = pre.lookup(stmt)
     assert prepared is not None and pre.hits == 1
-    parsed = parse_statement(stmt, prepared=lambda _b: prepared)
+    parsed = parse_statement(stmt, prepared=lambda _b, _d: prepared)
     assert parsed.subjects[0].digest == {"sha256": A}
     assert parsed.predicate == json.loads(stmt)["predicate"]
 
