@@ -14,6 +14,7 @@ writer and one parsed from an archive obey the same rules; every violation is a
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -242,6 +243,24 @@ _MANIFEST_KEYS = frozenset(
 )
 
 
+def _is_canonical(obj: dict[str, Any], data: bytes) -> bool:
+    """Whether ``data`` is the RFC 8785 encoding of ``obj``, a validated manifest's object.
+
+    Such an object holds only objects with fixed ASCII keys, printable strings and
+    integers within +-(2^53-1); for those, the C encoder's sorted, compact output (same
+    escapes, UTF-8 kept) is byte for byte RFC 8785, and ~10 times faster than
+    ``rfc8785`` on a manifest of thousands of members. Anything else is left to
+    ``rfc8785``.
+    """
+    fast = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        if fast.encode("utf-8") == data:
+            return True
+    except UnicodeEncodeError:
+        pass
+    return bytes(rfc8785.dumps(obj)) == data
+
+
 @dataclass(frozen=True)
 class BundleManifest:
     """The signed description of a bundle (``manifest.json``)."""
@@ -378,6 +397,6 @@ class BundleManifest:
             members=tuple(Member.from_obj(m, n) for n, m in enumerate(members)),
             flags=flags,
         )
-        if manifest.to_json() != data:
+        if not _is_canonical(manifest.to_obj(), data):
             raise _fail("encoding", "not RFC 8785 canonical JSON")
         return manifest

@@ -277,7 +277,9 @@ class _TarStream:
         self._in = inflater
         self.offset = 0
 
-    def next_header(self) -> tarformat.Header | None:
+    def next_header(
+        self, valid_path: Callable[[str], bool] | None = None
+    ) -> tarformat.Header | None:
         """The next member header, or None after a verified end of archive."""
         block = self._in.read_exact(tarformat.BLOCK, f"the tar header at offset {self.offset}")
         at = self.offset
@@ -285,7 +287,7 @@ class _TarStream:
         if tarformat.is_zero_block(block):
             self._check_end()
             return None
-        return tarformat.parse_header(block, at)
+        return tarformat.parse_header(block, at, valid_path=valid_path)
 
     def data(self, header: tarformat.Header) -> Iterator[bytes]:
         """The member's bytes in chunks, then its padding (which must be zero)."""
@@ -541,7 +543,8 @@ def _extract_members(
     listed = {m.path: m for m in manifest.members}
     seen: set[str] = set()
     previous = layout.MANIFEST_SIGNATURE
-    while (header := tar.next_header()) is not None:
+    # A path the signed manifest lists passed the same path rules when it was parsed.
+    while (header := tar.next_header(listed.__contains__)) is not None:
         path = header.path
         if path in seen or path in (layout.MANIFEST, layout.MANIFEST_SIGNATURE):
             raise MemberIntegrityError(f"member {path!r} appears twice")

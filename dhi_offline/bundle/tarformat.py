@@ -9,6 +9,7 @@ names, fixed mode and owner, and zeroed padding.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dhi_offline.bundle import layout
@@ -130,12 +131,46 @@ def is_zero_block(block: bytes) -> bool:
     return not block.strip(b"\x00")
 
 
-def parse_header(block: bytes, offset: int) -> Header:
+_FIXED_FIELDS = (
+    (100, 124, _octal(layout.MEMBER_MODE, 8) + _octal(0, 8) * 2),  # mode, uid, gid
+    (156, 265, b"0" + bytes(100) + _MAGIC),  # type, link name, magic and version
+    (265, 345, bytes(64) + _octal(0, 8) * 2),  # user/group names, device numbers
+    (500, 512, bytes(12)),
+)
+
+
+def _is_canonical(block: bytes, path: str, size: int, mtime: int) -> bool:
+    """Whether ``block`` is :func:`encode_header` of these values, field by field (the
+    same answer without building a header: this runs once per member)."""
+    try:
+        prefix, name = _split(path)
+        if not (0 <= size <= _MAX_OCTAL_11 and 0 <= mtime <= _MAX_OCTAL_11):
+            return False
+        expected_size, expected_mtime = _octal(size, 12), _octal(mtime, 12)
+    except ValueError:
+        return False
+    name_b, prefix_b = name.encode("ascii"), prefix.encode("ascii")
+    if (
+        block[0:100] != name_b + bytes(100 - len(name_b))
+        or block[345:500] != prefix_b + bytes(155 - len(prefix_b))
+        or block[124:136] != expected_size
+        or block[136:148] != expected_mtime
+        or any(block[a:b] != want for a, b, want in _FIXED_FIELDS)
+    ):
+        return False
+    # The checksum field in tarfile's form, over the header with that field as spaces.
+    return block[148:156] == b"%06o\x00 " % (sum(block[:148]) + 8 * 0x20 + sum(block[156:]))
+
+
+def parse_header(
+    block: bytes, offset: int, *, valid_path: Callable[[str], bool] | None = None
+) -> Header:
     """Parse and validate one non-zero 512-byte header found at ``offset``.
 
     Checks, in order: checksum; POSIX USTAR magic; name readable; member type is a
-    regular file; name valid per :func:`layout.member_path_problem`; octal size and
-    time; the header is byte-for-byte the canonical encoding.
+    regular file; name valid per :func:`layout.member_path_problem` (unless
+    ``valid_path`` says it was already checked: a path the signed manifest lists); octal
+    size and time; the header is byte-for-byte the canonical encoding.
 
     Raises:
         BundleFormatError: naming the member (when its name is readable) and the check.
@@ -160,16 +195,13 @@ def parse_header(block: bytes, offset: int) -> Header:
     if typeflag != b"0":
         kind = _TYPE_NAMES.get(typeflag, f"of unknown type {typeflag!r}")
         raise BundleFormatError(f"member {path!r} is {kind}; only regular files are allowed")
-    problem = layout.member_path_problem(path)
-    if problem is not None:
-        raise BundleFormatError(f"member name {path!r} refused: {problem}")
+    if valid_path is None or not valid_path(path):
+        problem = layout.member_path_problem(path)
+        if problem is not None:
+            raise BundleFormatError(f"member name {path!r} refused: {problem}")
     size = _field_octal(block[124:136], "size", path)
     mtime = _field_octal(block[136:148], "mtime", path)
-    try:
-        canonical = encode_header(path, size, mtime)
-    except ValueError as e:
-        raise BundleFormatError(f"member {path!r}: {e}") from e
-    if canonical != block:
+    if not _is_canonical(block, path, size, mtime):
         raise BundleFormatError(
             f"member {path!r}: tar header is not the canonical format-v1 encoding "
             "(mode 0644, owner 0:0, no user/group names, no link name)"

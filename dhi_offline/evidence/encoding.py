@@ -87,7 +87,13 @@ def loads_json(data: bytes | str, *, what: str) -> Any:
     finally:
         if gc_was_enabled:
             gc.enable()
-    if _depth(obj, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+    # Every container opens with a bracket, so fewer brackets than the limit (strings
+    # only add to the count) bound the depth without walking the tree: most documents.
+    if (
+        len(text) >= MAX_JSON_DEPTH
+        and text.count("{") + text.count("[") >= MAX_JSON_DEPTH
+        and _depth(obj, MAX_JSON_DEPTH) > MAX_JSON_DEPTH
+    ):
         raise MalformedEvidenceError(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH}")
     return obj
 

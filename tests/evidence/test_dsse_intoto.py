@@ -191,3 +191,23 @@ def test_strict_json_and_base64() -> None:
     assert b64decode("aGVsbG8", what="x", urlsafe_ok=True) == b"hello"
     with pytest.raises(MalformedEvidenceError):
         b64decode("a+b_", what="x", urlsafe_ok=True)  # mixed alphabets
+
+
+@pytest.mark.parametrize(
+    ("doc", "ok"),
+    [
+        ("[" * 64 + "1" + "]" * 64, True),  # 64 nested containers: the limit
+        ("[" * 64 + "]" * 64, True),
+        ("[" * 65 + "1" + "]" * 65, False),  # 65
+        ('{"a":' * 64 + "1" + "}" * 64, True),
+        ('{"a":' * 65 + "1" + "}" * 65, False),
+        ('{"s": "' + "[" * 200 + '", "t": [1]}', True),  # brackets inside a string
+        ("[" * 65 + "]" * 65, False),
+    ],
+)
+def test_json_depth_limit_at_the_boundary(doc: str, ok: bool) -> None:
+    if ok:
+        loads_json(doc.encode(), what="x")
+    else:
+        with pytest.raises(MalformedEvidenceError, match="nested"):
+            loads_json(doc.encode(), what="x")
