@@ -98,5 +98,8 @@ def skim_object(text: bytes, predicate_type: str) -> dict[str, int]:
         raise SkimError(str(e).splitlines()[-1].strip()) from e
     if not isinstance(outline, dict):  # pragma: no cover - the schemas return dicts
         raise SkimError("not a JSON object")
+    if kind == "cyclonedx-flat":
+        # Every item validated as an object: the count is the list's length.
+        return {"packages": len(outline.get("components") or ())}
     count = sbom_package_count(predicate_type, outline)
     return {} if count is None else {"packages": count}

@@ -3,16 +3,17 @@
     python -m tests.export.fault_campaign --runs N --seed S [--json OUT] [--subprocess]
 
 One world is published once into a temporary directory: a real distribution registry
-(``docker-registry``) holding a two-platform image pushed by ``skopeo copy --all`` and
-seven attestations per platform in the three layouts the exporter reads (DHI-style
-referrers signed by cosign signature referrers, cosign ``.att`` tags, sigstore-bundle
-referrers), and a served Rekor double that logged every signature. A fault-free export
-through a pass-through proxy is the reference.
+(``docker-registry``) holding two images pushed by ``skopeo copy --all`` (two platforms
+and one) and seven attestations per platform in the three layouts the exporter reads
+(DHI-style referrers signed by cosign signature referrers, cosign ``.att`` tags,
+sigstore-bundle referrers), and a served Rekor double that logged every signature. A
+fault-free export through a pass-through proxy is the reference.
 
-Then every run exports the image through a fresh :class:`CampaignProxy` (the
-:class:`~tests.support.registry.FaultProxy`, plus "the registry goes away", a short
-body and faults that hit a share of requests at random) carrying a randomly drawn
-fault plan of one to three ingredients (:data:`KINDS`):
+Then every run exports both images (fetched at once: the CLI's default ``--jobs``)
+through a fresh :class:`CampaignProxy` (the :class:`~tests.support.registry.FaultProxy`,
+plus "the registry goes away", a short body and faults that hit a share of requests at
+random) carrying a randomly drawn fault plan of one to three ingredients
+(:data:`KINDS`):
 
 - ``5xx``: 500/502/503/504 on a share of the requests of one class (every request,
   manifests, blobs, referrers lookups, tags), every Nth or each with a probability;
@@ -109,6 +110,10 @@ from tests.support.registry import (
 )
 from tests.support.rekor_double import RekorDouble
 
+# A second image (other platforms, so other digests) makes the export fetch two images at
+# once (the CLI's default --jobs is 8): faults also hit the concurrent path.
+SECOND_TAG = "3.13-dev"
+SECOND_PLATFORMS = ("linux/s390x",)
 LOG_TIME = 1_775_000_000
 """The Rekor double's fixed clock (2026-03-31)."""
 RETRY_MAX_WAIT = "0.2"
@@ -431,6 +436,7 @@ class World:
         return [
             "export",
             f"{host}/{REPOSITORY}:{TAG}",
+            f"{host}/{REPOSITORY}:{SECOND_TAG}",
             "--key",
             str(self.dir / "publisher.pub"),
             "--signing-key",
@@ -459,7 +465,7 @@ def tools_missing() -> str | None:
 
 @contextlib.contextmanager
 def published_world(base: Path) -> Iterator[World]:
-    """Start the registry and the Rekor double, publish the image and its attestations."""
+    """Start the registry and the Rekor double, publish two images and their attestations."""
     base.mkdir(parents=True, exist_ok=True)
     rekor = RekorDouble(clock=lambda: LOG_TIME)
     rekor.add_entry(b'{"someone":"else"}')  # proofs are not trivial
@@ -470,11 +476,14 @@ def published_world(base: Path) -> Iterator[World]:
     with ExitStack() as stack:
         rekor_url = stack.enter_context(rekor.serve())
         registry = stack.enter_context(run_registry(base / "registry"))
-        image = build_image(base / "layout", TAG, platforms=PLATFORMS)
-        skopeo_push(image.layout, TAG, f"{registry.host}/{REPOSITORY}:{TAG}")
-        atts = make_attestations(publisher, image_refs(image, "dhi.io/python"))
+        published = []
+        for tag, platforms in ((TAG, PLATFORMS), (SECOND_TAG, SECOND_PLATFORMS)):
+            image = build_image(base / f"layout-{tag}", tag, platforms=platforms)
+            skopeo_push(image.layout, tag, f"{registry.host}/{REPOSITORY}:{tag}")
+            atts = make_attestations(publisher, image_refs(image, "dhi.io/python"))
+            published += [*atts.dhi, *atts.att, *atts.bundles]
         with fast_client() as client:
-            push_published(client, registry.host, REPOSITORY, [*atts.dhi, *atts.att, *atts.bundles])
+            push_published(client, registry.host, REPOSITORY, published)
         yield World(base, registry.host, rekor_url)
 
 
@@ -644,7 +653,7 @@ def classify(
         return "other", f"stderr has {err.count(chr(10))} lines: {err[:300]!r}"
     if not err.startswith("dhi-offline: "):
         return "other", f"stderr does not start with 'dhi-offline: ': {err.strip()[:300]}"
-    if f"{host}/{REPOSITORY}:{TAG}" not in err:
+    if not any(f"{host}/{REPOSITORY}:{tag}" in err for tag in (TAG, SECOND_TAG)):
         return "other", f"error does not name the image: {err.strip()[:300]}"
     if REQUEST_NAMED.search(err) is None:
         return "other", f"error does not name the request: {err.strip()[:300]}"
@@ -875,7 +884,7 @@ def report(
             "requests": len(world.requests),
             "answered200": len(world.answered),
             "members": len(world.reference.get("members", {})),
-            "attestations": sum(PER_PLATFORM.values()) * len(PLATFORMS),
+            "attestations": sum(PER_PLATFORM.values()) * (len(PLATFORMS) + len(SECOND_PLATFORMS)),
         },
         "byKind": {k: {o: v[o] for o in OUTCOMES if v[o]} for k, v in by_kind.items()},
         "plansBySize": {str(k): v for k, v in sorted(by_size.items())},
