@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +51,12 @@ def prepare_file(path: str) -> Result:
     if top is None:
         return None
     return hashlib.sha256(data).hexdigest(), top
+
+
+def _worker_init() -> None:
+    # Ctrl-C reaches the whole process group: the main process reports it in one line
+    # and stops the pool; a worker must not print a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def usable_cpus() -> int:
@@ -101,7 +108,9 @@ class StatementPrefetch:
             return
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=self._workers, mp_context=multiprocessing.get_context("fork")
+                max_workers=self._workers,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_worker_init,
             )
         self._pending.append(self._pool.submit(prepare_file, str(self._root / path)))
         self.submitted += 1
