@@ -139,9 +139,10 @@ _FIXED_FIELDS = (
 )
 
 
-def _is_canonical(block: bytes, path: str, size: int, mtime: int) -> bool:
+def _is_canonical(block: bytes, path: str, size: int, mtime: int, checksum: int) -> bool:
     """Whether ``block`` is :func:`encode_header` of these values, field by field (the
-    same answer without building a header: this runs once per member)."""
+    same answer without building a header: this runs once per member). ``checksum`` is
+    the header's sum with its checksum field as spaces, computed by the caller."""
     try:
         prefix, name = _split(path)
         if not (0 <= size <= _MAX_OCTAL_11 and 0 <= mtime <= _MAX_OCTAL_11):
@@ -159,7 +160,7 @@ def _is_canonical(block: bytes, path: str, size: int, mtime: int) -> bool:
     ):
         return False
     # The checksum field in tarfile's form, over the header with that field as spaces.
-    return block[148:156] == b"%06o\x00 " % (sum(block[:148]) + 8 * 0x20 + sum(block[156:]))
+    return block[148:156] == b"%06o\x00 " % checksum
 
 
 def parse_header(
@@ -201,7 +202,7 @@ def parse_header(
             raise BundleFormatError(f"member name {path!r} refused: {problem}")
     size = _field_octal(block[124:136], "size", path)
     mtime = _field_octal(block[136:148], "mtime", path)
-    if not _is_canonical(block, path, size, mtime):
+    if not _is_canonical(block, path, size, mtime, computed):
         raise BundleFormatError(
             f"member {path!r}: tar header is not the canonical format-v1 encoding "
             "(mode 0644, owner 0:0, no user/group names, no link name)"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -42,7 +43,14 @@ class ListFormat(StrEnum):
 app = typer.Typer(help="List and read verified attestations of a bundle.", no_args_is_help=True)
 
 
-def _verified(bundle: Path, trust: TrustOptions, at: str | None, workdir: Path) -> VerifiedBundle:
+def _verified(
+    bundle: Path,
+    trust: TrustOptions,
+    at: str | None,
+    workdir: Path,
+    keep: Callable[[str, AttestationResult], bool] | None = None,
+) -> VerifiedBundle:
+    """Verify ``bundle``; keep whole the statements ``keep`` accepts."""
     pinned = build_trust(
         trust.trust_exporter, trust.trust_publisher, trust.trusted_root, trust.trust_bundle_keys
     )
@@ -54,19 +62,19 @@ def _verified(bundle: Path, trust: TrustOptions, at: str | None, workdir: Path) 
         archive=Archive(default_data_dir()),
         allow_rollback=False,
         workdir=workdir,
-        keep_statements=True,
+        keep_statements=False if keep is None else keep,
     )
+
+
+def _names(image: str, reference: str, digest: str) -> bool:
+    """Whether the IMAGE argument names this image: its reference (or a suffix after a
+    '/'), or its digest."""
+    return image in (reference, digest) or reference.endswith(f"/{image}")
 
 
 def _select(verified: VerifiedBundle, image: str, platform: str | None) -> list[AttestationResult]:
     """Verified attestations of IMAGE (reference, or index/manifest digest) and platform."""
-    images = [
-        i
-        for i in verified.report.images
-        if image in (i.reference, i.digest)
-        or i.reference.endswith(f"/{image}")
-        or i.reference == image
-    ]
+    images = [i for i in verified.report.images if _names(image, i.reference, i.digest)]
     if not images:
         known = ", ".join(i.reference for i in verified.report.images)
         raise UsageError(f"image {image!r} is not in the bundle (it has: {known})")
@@ -151,7 +159,18 @@ def get(
     workdir = Path(tempfile.mkdtemp(prefix="dhi-offline-"))
     try:
         trust = TrustOptions.of(trust_exporter, trust_publisher, trusted_root, trust_bundle_keys)
-        verified = _verified(bundle, trust, at, workdir)
+        # Only the statements this command may print are kept whole (an SBOM each).
+        verified = _verified(
+            bundle,
+            trust,
+            at,
+            workdir,
+            keep=lambda reference, r: (
+                r.predicate_type == predicate_type
+                and _names(image, reference, r.record.image)
+                and (platform is None or r.record.platform == platform)
+            ),
+        )
         results = [
             r for r in _select(verified, image, platform) if r.predicate_type == predicate_type
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -41,6 +42,7 @@ from dhi_offline.trust.keyring import KeyringEntry, keyring_from_json, shipped_d
 from dhi_offline.trust.keys import load_pem
 from dhi_offline.trust.store import TrustStore
 from dhi_offline.trust.timerange import format_rfc3339, parse_rfc3339
+from dhi_offline.verify.attestation import AttestationResult
 from dhi_offline.verify.bundle import (
     BundleTrust,
     VerifiedBundle,
@@ -134,7 +136,7 @@ def run_verification(
     archive: Archive,
     allow_rollback: bool,
     workdir: Path,
-    keep_statements: bool = False,
+    keep_statements: bool | Callable[[str, AttestationResult], bool] = False,
 ) -> VerifiedBundle:
     """Verify with the archive's rollback state (read-only here)."""
     if not bundle.is_file():

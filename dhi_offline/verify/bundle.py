@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -127,10 +127,11 @@ class VerifyOptions:
     """Exporter key id -> highest sequence already imported (the archive's state)."""
     seen_checkpoints: Mapping[str, str] = field(default_factory=dict)
     limits: Limits | None = None
-    keep_statements: bool = False
-    """Keep every verified statement whole in the result (``attest get``). Otherwise only
-    predicates policy reads are kept, so memory follows the largest statement, not the
-    bundle."""
+    keep_statements: bool | Callable[[str, AttestationResult], bool] = False
+    """Keep verified statements whole in the result: all of them (True), or those the
+    function accepts, given the image reference and the result (``attest get`` keeps
+    the ones it may print). Otherwise only predicates policy reads are kept, so memory
+    follows the largest statement, not the bundle."""
     workers: int | None = None
     """Processes that parse large statements ahead (:mod:`dhi_offline.verify.prefetch`);
     None: one per usable CPU when there are at least two, 0: none."""
@@ -512,9 +513,10 @@ def _platform(
                 completions=completions,
                 prepared=prepared,
             )
-            if _policy_reads(result.predicate_type) or options.keep_statements:
+            if _policy_reads(result.predicate_type):
                 # Build the predicate now, strictly: a predicate that fails the strict
-                # parser fails its attestation, not the policy run or the printout.
+                # parser fails its attestation, not the policy run. Others are built only
+                # if read (``attest get`` prints one: 20 SBOMs need not all be built).
                 _ = result.statement.predicate
         except VerificationError as e:
             views.append(
@@ -538,7 +540,8 @@ def _platform(
             )
             continue
         light = result
-        if not options.keep_statements:
+        keep = options.keep_statements
+        if not (keep(reference, result) if callable(keep) else keep):
             light = dataclasses.replace(result, statement=result.statement.without_content())
         verified[record.id] = light
         results.append(result if _policy_reads(result.predicate_type) else light)

@@ -329,3 +329,52 @@ def test_inspect_prints_an_unverified_manifest_as_text_not_markup(tmp_path: Path
     assert "evil[/]ref[bold_red]PASS" in text
     assert "linux/[/]amd64" in text
     assert "tool 0.1[/]" in text
+
+
+def test_attest_get_keeps_whole_only_the_statements_it_may_print(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bundle of many SBOMs: `attest get` for one image and type must not keep (or
+    # build) every statement of the bundle.
+    from dhi_offline.cli.attest import _verified
+    from dhi_offline.cli.options import TrustOptions
+    from tests.support.sample import PRODUCTION_ROOT, export_argv, make_sample_site, run_cli
+
+    d = make_sample_site(tmp_path, monkeypatch)
+    code, _, err = run_cli(export_argv(d, "b.dhi.tar.zst"))
+    assert code == 0, err
+    sbom = "https://cyclonedx.org/bom/v1.6"
+    trust = TrustOptions.of([d / "exporter.pub"], [d / "publisher.pub"], PRODUCTION_ROOT, False)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    verified = _verified(
+        d / "b.dhi.tar.zst",
+        trust,
+        None,
+        workdir,
+        keep=lambda _ref, r: r.predicate_type == sbom and r.record.platform == "linux/amd64",
+    )
+    kept = {
+        (r.predicate_type, r.record.platform) for r in verified.results.values() if r.statement.raw
+    }
+    assert kept == {(sbom, "linux/amd64")}
+    code, out, err = run_cli(
+        [
+            "attest",
+            "get",
+            str(d / "b.dhi.tar.zst"),
+            "layout:3.13",  # exported from oci-layout:<dir>/layout:3.13
+            "--platform",
+            "linux/arm64",
+            "--predicate-type",
+            sbom,
+            "--trust-exporter",
+            str(d / "exporter.pub"),
+            "--trust-publisher",
+            str(d / "publisher.pub"),
+            "--trusted-root",
+            str(PRODUCTION_ROOT),
+        ]
+    )
+    assert code == 0, err
+    assert json.loads(out)["predicateType"] == sbom
