@@ -27,6 +27,7 @@ any failure makes the verdict FAIL.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import re
@@ -168,7 +169,7 @@ def verify_bundle_file(
     if workers is None:
         cpus = usable_cpus()
         workers = cpus if cpus > 1 else 0
-    with StatementPrefetch(workdir, workers=workers) as prefetch:
+    with contextlib.closing(StatementPrefetch(workdir, workers=workers)) as prefetch:
         return _verify_bundle_file(
             path, trust=trust, options=options, workdir=workdir, prefetch=prefetch
         )

@@ -21,7 +21,6 @@ import os
 import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
-from types import TracebackType
 from typing import Final
 
 from dhi_offline.bundle import layout
@@ -70,7 +69,7 @@ def usable_cpus() -> int:
 class StatementPrefetch:
     """Large blobs of an opened bundle, parsed ahead in worker processes.
 
-    Use as a context manager: the pool is shut down (pending work cancelled) on exit.
+    :meth:`close` (``contextlib.closing``) shuts the pool down, pending work cancelled.
     """
 
     def __init__(self, root: Path, *, workers: int, min_size: int | None = None) -> None:
@@ -83,17 +82,6 @@ class StatementPrefetch:
         self._done: dict[str, TopLevel] = {}
         self.submitted = 0
         self.hits = 0
-
-    def __enter__(self) -> StatementPrefetch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Stop the workers; what they have not finished is dropped."""

@@ -338,7 +338,13 @@ def test_attest_get_keeps_whole_only_the_statements_it_may_print(
     # build) every statement of the bundle.
     from dhi_offline.cli.attest import _verified
     from dhi_offline.cli.options import TrustOptions
-    from tests.support.sample import PRODUCTION_ROOT, export_argv, make_sample_site, run_cli
+    from tests.support.sample import (
+        PRODUCTION_ROOT,
+        export_argv,
+        make_sample_site,
+        run_cli,
+        trust_argv,
+    )
 
     d = make_sample_site(tmp_path, monkeypatch)
     code, _, err = run_cli(export_argv(d, "b.dhi.tar.zst"))
@@ -368,12 +374,7 @@ def test_attest_get_keeps_whole_only_the_statements_it_may_print(
             "linux/arm64",
             "--predicate-type",
             sbom,
-            "--trust-exporter",
-            str(d / "exporter.pub"),
-            "--trust-publisher",
-            str(d / "publisher.pub"),
-            "--trusted-root",
-            str(PRODUCTION_ROOT),
+            *trust_argv(d),
         ]
     )
     assert code == 0, err

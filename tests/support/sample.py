@@ -68,3 +68,15 @@ def export_argv(d: Path, out: str, *extra: str, key: str = "publisher.pub") -> l
         str(d / out),
         *extra,
     ]
+
+
+def trust_argv(d: Path) -> list[str]:
+    """The air-gapped side's trust options for the sample site ``d``."""
+    return [
+        "--trust-exporter",
+        str(d / "exporter.pub"),
+        "--trust-publisher",
+        str(d / "publisher.pub"),
+        "--trusted-root",
+        str(PRODUCTION_ROOT),
+    ]

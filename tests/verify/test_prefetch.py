@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from dhi_offline.evidence.intoto import parse_statement, parse_top_level
 from dhi_offline.verify import bundle as verify_bundle
 from dhi_offline.verify import prefetch
 from dhi_offline.verify.prefetch import StatementPrefetch, prepare_file
-from tests.support.sample import PRODUCTION_ROOT, export_argv, make_sample_site, run_cli
+from tests.support.sample import export_argv, make_sample_site, run_cli, trust_argv
 
 A = "a" * 64
 
@@ -60,7 +61,7 @@ def test_prepare_file_reads_bare_statements_and_dsse_envelopes(tmp_path: Path) -
 
 def test_results_stand_only_for_the_same_bytes(tmp_path: Path) -> None:
     stmt, other = _statement(), _statement(subject="b" * 64)
-    with StatementPrefetch(tmp_path, workers=2, min_size=1) as pre:
+    with closing(StatementPrefetch(tmp_path, workers=2, min_size=1)) as pre:
         pre.member_extracted(_blob(tmp_path, stmt), len(stmt))
         pre.member_extracted("evidence/index.json", 10**9)  # not a blob: never sent
         assert pre.submitted == 1
@@ -74,10 +75,10 @@ def test_results_stand_only_for_the_same_bytes(tmp_path: Path) -> None:
 
 def test_off_and_small_blobs_are_not_sent(tmp_path: Path) -> None:
     stmt = _statement()
-    with StatementPrefetch(tmp_path, workers=0, min_size=1) as off:
+    with closing(StatementPrefetch(tmp_path, workers=0, min_size=1)) as off:
         off.member_extracted(_blob(tmp_path, stmt), len(stmt))
         assert (off.submitted, off.lookup(stmt)) == (0, None)
-    with StatementPrefetch(tmp_path, workers=2, min_size=len(stmt) + 1) as small:
+    with closing(StatementPrefetch(tmp_path, workers=2, min_size=len(stmt) + 1)) as small:
         small.member_extracted(_blob(tmp_path, stmt), len(stmt))
         assert small.submitted == 0
 
@@ -86,7 +87,7 @@ def test_a_blob_changed_after_its_check_is_parsed_in_place(tmp_path: Path) -> No
     stmt = _statement()
     path = _blob(tmp_path, stmt)
     (tmp_path / path).write_bytes(_statement(subject="b" * 64))  # what a worker would read
-    with StatementPrefetch(tmp_path, workers=1, min_size=1) as pre:
+    with closing(StatementPrefetch(tmp_path, workers=1, min_size=1)) as pre:
         pre.member_extracted(path, len(stmt))
         # The worker's result is for other bytes: it cannot stand for these.
         assert pre.lookup(stmt) is None
@@ -117,12 +118,7 @@ def test_verify_reports_the_same_with_and_without_workers(
             [
                 "verify",
                 str(d / "b.dhi.tar.zst"),
-                "--trust-exporter",
-                str(d / "exporter.pub"),
-                "--trust-publisher",
-                str(d / "publisher.pub"),
-                "--trusted-root",
-                str(PRODUCTION_ROOT),
+                *trust_argv(d),
                 "--policy",
                 "dhi-default",
                 "--format",
@@ -143,7 +139,7 @@ def test_workers_leave_ctrl_c_to_the_main_process(tmp_path: Path) -> None:
     import signal
 
     stmt = _statement()
-    with StatementPrefetch(tmp_path, workers=1, min_size=1) as pre:
+    with closing(StatementPrefetch(tmp_path, workers=1, min_size=1)) as pre:
         pre.member_extracted(_blob(tmp_path, stmt), len(stmt))
         pool = pre._pool
         assert pool is not None
