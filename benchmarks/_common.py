@@ -716,8 +716,6 @@ def verify_argv(bundle: Path, keys: Keys, work: Path, *, policy: Path | None) ->
         str(keys.exporter_pub),
         "--trust-publisher",
         str(keys.publisher_pub),
-        "--archive",
-        str(work / "cli-archive"),
         "--format",
         "json",
     ]

@@ -209,3 +209,22 @@ class BundleLimitError(BundleFormatError):
     """A bundle exceeds a size, count or compression-ratio limit of the reader."""
 
     step = "bundle limits"
+
+
+class ExpiredBundleError(VerificationError):
+    """The bundle is past its expiry at the reference time."""
+
+    step = "4 expiry"
+
+
+class RollbackError(VerificationError):
+    """The bundle is older than one already imported from the same exporter."""
+
+    step = "4 rollback"
+
+
+class ArchiveIntegrityError(VerificationError):
+    """A stored bundle, receipt or log line was changed, removed or added after it was
+    written, or the log does not end at the head the caller expected."""
+
+    step = "archive integrity"

@@ -457,6 +457,7 @@ def open_bundle(
     memory_budget: int = 0,
     memory_member_max: int = _MiB,
     on_extracted: Callable[[str, int], None] | None = None,
+    on_signed: Callable[[BundleManifest, PublicKey], None] | None = None,
 ) -> OpenedBundle:
     """Verify a bundle and extract it into ``dest``; see the module docstring for steps.
 
@@ -473,6 +474,9 @@ def open_bundle(
         memory_member_max: only members of at most this size are kept in memory.
         on_extracted: called with (path, size) after a member is written under ``dest``
             and its SHA-256 matched the manifest (never for members kept in memory).
+        on_signed: called with the manifest and its signer once the manifest signature
+            verified, before any other member is read (a later refusal can still
+            report who signed the bundle).
 
     Raises:
         UsageError: ``dest`` is not an empty directory owned by the caller.
@@ -497,6 +501,8 @@ def open_bundle(
                     f"the manifest names exporter key {manifest.exporter_key_id} but was "
                     f"signed by {signer.key_id}"
                 )
+            if on_signed is not None:
+                on_signed(manifest, signer)
             _check_manifest_limits(manifest, limits)
             extractor.write(layout.MANIFEST, iter((manifest_bytes,)))
             extractor.write(layout.MANIFEST_SIGNATURE, iter((sig_bytes,)))

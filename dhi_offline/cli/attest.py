@@ -27,8 +27,9 @@ from dhi_offline.cli.options import (
     TrustPublisherOpt,
 )
 from dhi_offline.cli.state import default_data_dir
-from dhi_offline.cli.verify import build_trust, parse_at, run_verification
+from dhi_offline.cli.verify import host_run
 from dhi_offline.errors import UsageError
+from dhi_offline.host import session
 from dhi_offline.verify.attestation import AttestationResult
 from dhi_offline.verify.bundle import VerifiedBundle
 
@@ -51,19 +52,11 @@ def _verified(
     keep: Callable[[str, AttestationResult], bool] | None = None,
 ) -> VerifiedBundle:
     """Verify ``bundle``; keep whole the statements ``keep`` accepts."""
-    pinned = build_trust(
-        trust.trust_exporter, trust.trust_publisher, trust.trusted_root, trust.trust_bundle_keys
+    run = host_run(trust, policy=None, at=at, keep_statements=False if keep is None else keep)
+    result = session.verify(
+        bundle, run, Archive(default_data_dir()), explicit=False, workdir=workdir
     )
-    return run_verification(
-        bundle,
-        trust=pinned,
-        policy=None,
-        at=parse_at(at),
-        archive=Archive(default_data_dir()),
-        allow_rollback=False,
-        workdir=workdir,
-        keep_statements=False if keep is None else keep,
-    )
+    return session.require_verified(result)
 
 
 def _names(image: str, reference: str, digest: str) -> bool:

@@ -7,32 +7,21 @@ from pathlib import Path
 
 from dhi_offline.errors import InputError
 from dhi_offline.evidence.sigstore_bundle import SigstoreBundle, parse_bundle
+from dhi_offline.files import read_file
 from dhi_offline.trust.keys import PublicKey, load_pem
-from dhi_offline.trust.shipped import shipped_trusted_root
-from dhi_offline.trust.trusted_root import TrustedRoot
+from dhi_offline.trust.shipped import load_trusted_root
 from dhi_offline.verify.sigstore import Artifact
+
+__all__ = [
+    "load_artifact",
+    "load_bundle_file",
+    "load_key_file",
+    "load_trusted_root",
+    "read_file",
+]
 
 # A sigstore bundle is a few KiB; refuse to slurp something absurd into memory.
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
-
-
-def read_file(path: Path, *, what: str, limit: int | None = None) -> bytes:
-    """Read ``path`` or raise InputError naming it."""
-    try:
-        if limit is not None and path.stat().st_size > limit:
-            raise InputError(f"{what} {path} is larger than {limit} bytes")
-        return path.read_bytes()
-    except IsADirectoryError as e:
-        raise InputError(f"{what} {path} is a directory") from e
-    except OSError as e:
-        raise InputError(f"cannot read {what} {path}: {e.strerror or e}") from e
-
-
-def load_trusted_root(path: Path | None, *, staging: bool = False) -> TrustedRoot:
-    """The trusted root from ``path``, else the shipped production or staging one."""
-    if path is None:
-        return shipped_trusted_root("staging" if staging else "production")
-    return TrustedRoot.from_bytes(read_file(path, what="trusted root"))
 
 
 def load_key_file(path: Path) -> PublicKey:

@@ -13,7 +13,7 @@ from datetime import datetime
 from dhi_offline.evidence.predicates import SEVERITIES
 from dhi_offline.trust.timerange import format_rfc3339
 from dhi_offline.verify.policy import ALIASES, Violation
-from dhi_offline.verify.result import AttestationView, Check, VerificationReport
+from dhi_offline.verify.result import AttestationView, Check, Refusal, VerificationReport
 
 # C0 and C1 control characters and DEL: evidence may carry terminal escape sequences.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -99,20 +99,38 @@ def verdict_reason(report: VerificationReport) -> str:
     return "; ".join(parts) or "not verified"
 
 
-def unsafe_switches(report: VerificationReport) -> list[str]:
-    """Every unsafe switch in force, each saying who turned it on."""
-    out = [f"{u} (this verification)" for u in report.unsafe]
-    implied = {
-        "--trust-bundle-keys": report.trust.trust_bundle_keys,
-        "--allow-rollback": report.trust.allow_rollback,
-    }
-    out += [
-        f"{name} (this verification)"
-        for name, on in implied.items()
-        if on and name not in report.unsafe
-    ]
-    out += [f"{flag} (set by the exporter, recorded in the bundle)" for flag in report.bundle_flags]
+def unsafe_switches(report: VerificationReport | Refusal) -> list[str]:
+    """Every unsafe switch in force, once each, saying what it did.
+
+    ``report.unsafe`` is the one list: the verifier puts the exporter's flags, a
+    backdated or future ``--at`` and each unsafe option there. An exporter flag missing
+    from it (a report built by hand) is still shown, once.
+    """
+    out = list(report.unsafe)
+    if isinstance(report, VerificationReport):
+        named = {u.split(":", 1)[0] for u in out}
+        out += [
+            f"{flag}: set by the exporter (recorded in the bundle)"
+            for flag in report.bundle_flags
+            if flag not in named
+        ]
     return out
+
+
+def unsafe_names(report: VerificationReport | Refusal) -> list[str]:
+    """The short names of the unsafe switches (``--allow-rollback``, ``--at``...)."""
+    names = [u.split(":", 1)[0].split(" ", 1)[0] for u in unsafe_switches(report)]
+    return list(dict.fromkeys(names))
+
+
+def headline(report: VerificationReport | Refusal) -> str:
+    """The verdict as every report heads it: ``PASS``, ``PASS (UNSAFE: ...)``, ``FAIL``,
+    ``FAIL (refused at step ...)``."""
+    if isinstance(report, Refusal):
+        return f"FAIL (refused at step {report.step})"
+    if report.verdict == "UNSAFE-PASS":
+        return f"PASS (UNSAFE: {', '.join(unsafe_names(report))})"
+    return report.verdict
 
 
 def predicate_kind(predicate_type: str) -> str | None:

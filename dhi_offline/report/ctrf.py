@@ -16,23 +16,58 @@ not how long the checks took.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
-from dhi_offline.report._common import all_violations, check_counts, fmt_time, verdict_reason
+from dhi_offline.report._common import (
+    all_violations,
+    check_counts,
+    fmt_time,
+    headline,
+    unsafe_switches,
+    verdict_reason,
+)
 from dhi_offline.verify.policy import Violation
-from dhi_offline.verify.result import Check, VerificationReport
+from dhi_offline.verify.result import Check, Refusal, VerificationReport
 
 CTRF_SPEC_VERSION = "0.0.0"
 """The CTRF specification version the document follows."""
 
 
-def render_ctrf(report: VerificationReport) -> str:
-    """The CTRF JSON document of ``report``: one test per check, one per policy violation."""
+def render_ctrf(report: VerificationReport | Refusal) -> str:
+    """The CTRF JSON document of ``report``: one test per check, one per policy violation,
+    one failed test per unsafe switch in force; a refusal is one failed test naming the
+    step that refused the bundle."""
     at_ms = int(report.reference_time.timestamp() * 1000)
-    tests = [_check_test(c) for c in report.checks]
-    tests += [_violation_test(v) for v in all_violations(report)]
-    counts = check_counts(report.checks)
-    counts["failed"] += len(tests) - len(report.checks)
+    if isinstance(report, Refusal):
+        checks = [Check(report.step, "bundle refused", "failed", report.reason)]
+        violations: tuple[Violation, ...] = ()
+        reason = report.reason
+        extra_bundle: dict[str, Any] = {
+            "path": report.bundle_path,
+            "sha256": report.bundle_sha256,
+            "sequence": report.progress.sequence,
+        }
+        policy: dict[str, Any] = {"name": None, "sha256": None}
+        flags: list[str] = []
+        policy_passed: bool | None = None
+    else:
+        checks = list(report.checks)
+        violations = all_violations(report)
+        reason = verdict_reason(report)
+        extra_bundle = {
+            "path": report.bundle_path,
+            "sha256": report.bundle_sha256,
+            "sequence": report.sequence,
+        }
+        policy = {"name": report.policy_name, "sha256": report.policy_sha256}
+        flags = list(report.bundle_flags)
+        policy_passed = not report.violations
+    tests = [_check_test(c) for c in checks]
+    tests += [_violation_test(v) for v in violations]
+    tests += [_unsafe_test(u) for u in unsafe_switches(report)]
+    counts = check_counts(checks)
+    counts["failed"] += len(tests) - len(checks)
     doc: dict[str, Any] = {
         "reportFormat": "CTRF",
         "specVersion": CTRF_SPEC_VERSION,
@@ -54,17 +89,15 @@ def render_ctrf(report: VerificationReport) -> str:
             "tests": tests,
             "extra": {
                 "verdict": report.verdict,
-                "reason": verdict_reason(report),
+                "headline": headline(report),
+                "reason": reason,
+                "refused": report.refused,
                 "verified": report.verified,
-                "policyPassed": not report.violations,
-                "bundle": {
-                    "path": report.bundle_path,
-                    "sha256": report.bundle_sha256,
-                    "sequence": report.sequence,
-                },
-                "policy": {"name": report.policy_name, "sha256": report.policy_sha256},
+                "policyPassed": policy_passed,
+                "bundle": extra_bundle,
+                "policy": policy,
                 "unsafe": list(report.unsafe),
-                "bundleFlags": list(report.bundle_flags),
+                "bundleFlags": flags,
             },
         },
     }
@@ -92,6 +125,17 @@ def _check_test(check: Check) -> dict[str, Any]:
     return test
 
 
+def _unsafe_test(switch: str) -> dict[str, Any]:
+    # A failed test, so a dashboard that counts failures cannot show an unsafe run green.
+    return {
+        "name": f"UNSAFE: {switch.split(':', 1)[0]}",
+        "status": "failed",
+        "duration": 0,
+        "message": switch,
+        "extra": {"kind": "unsafe"},
+    }
+
+
 def _violation_test(v: Violation) -> dict[str, Any]:
     where = " ".join(_suite(v.image, v.platform))
     test: dict[str, Any] = {
@@ -105,3 +149,31 @@ def _violation_test(v: Violation) -> dict[str, Any]:
     if suite:
         test["suite"] = suite
     return test
+
+
+def render_ctrf_note(name: str, passed: bool, message: str, tool_version: str) -> str:
+    """A one-test CTRF document for a result that is not a verification (``import`` of
+    a bundle already in the archive)."""
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    status = "passed" if passed else "failed"
+    doc = {
+        "reportFormat": "CTRF",
+        "specVersion": CTRF_SPEC_VERSION,
+        "generatedBy": f"dhi-offline {tool_version}",
+        "results": {
+            "tool": {"name": "dhi-offline", "version": tool_version},
+            "summary": {
+                "tests": 1,
+                "passed": int(passed),
+                "failed": int(not passed),
+                "skipped": 0,
+                "pending": 0,
+                "other": 0,
+                "start": now_ms,
+                "stop": now_ms,
+                "duration": 0,
+            },
+            "tests": [{"name": name, "status": status, "duration": 0, "message": message}],
+        },
+    }
+    return json.dumps(doc, indent=2, sort_keys=True)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 
-from dhi_offline.verify.result import VerificationReport
+from dhi_offline.verify.result import Refusal, VerificationReport
 
 
-def render_json(report: VerificationReport) -> str:
+def render_json(report: VerificationReport | Refusal) -> str:
     """The JSON report: indented, keys sorted, so two runs on the same input are equal."""
     return json.dumps(report.to_json(), indent=2, sort_keys=True)

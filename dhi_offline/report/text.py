@@ -20,6 +20,7 @@ from dhi_offline.report._common import (
     check_label,
     clean,
     fmt_time,
+    headline,
     human_size,
     plural,
     predicate_kind,
@@ -28,22 +29,32 @@ from dhi_offline.report._common import (
     unsafe_switches,
     verdict_reason,
 )
-from dhi_offline.verify.result import AttestationView, ImageView, PlatformView, VerificationReport
+from dhi_offline.verify.result import (
+    AttestationView,
+    ImageView,
+    PlatformView,
+    Refusal,
+    VerificationReport,
+)
 
 _TLOG_STYLE = {"inclusion-proof": "green", "set-only": "yellow", "absent": "dim"}
 
 
-def render_text(report: VerificationReport, console: Console) -> None:
+def render_text(report: VerificationReport | Refusal, console: Console) -> None:
     """Write the human-readable report of ``report`` to ``console``.
 
     Order: the verdict line with its reason; the bundle; trust (with unsafe switches in
     bold red); the policy; per image and platform a table of its attestations and what
     the evidence shows (tests, CVEs before and after VEX, SBOM packages); the checks;
-    every policy violation on one line; warnings.
+    every policy violation on one line; warnings. A :class:`Refusal` gets the verdict
+    line, the step and reason, and what was established before the refusal.
     """
-    style = "bold green" if report.passed else "bold red"
+    if isinstance(report, Refusal):
+        _refusal(report, console)
+        return
+    style = "bold green" if report.verdict == "PASS" else "bold red"
     console.print(
-        Text.assemble((report.verdict, style), "  ", (clean(verdict_reason(report)), style)),
+        Text.assemble((headline(report), style), "  ", (clean(verdict_reason(report)), style)),
         highlight=False,
     )
     _section(console, "Bundle")
@@ -106,6 +117,37 @@ def render_text(report: VerificationReport, console: Console) -> None:
         _section(console, f"Warnings ({len(report.warnings)})", style="bold yellow")
         for w in report.warnings:
             console.print(Padding(Text(clean(w), style="yellow"), (0, 0, 0, 2)))
+
+
+def _refusal(report: Refusal, console: Console) -> None:
+    console.print(
+        Text.assemble((headline(report), "bold red"), "  ", (clean(report.reason), "bold red")),
+        highlight=False,
+    )
+    _section(console, "Bundle")
+    p = report.progress
+    rows: list[tuple[str, Text]] = [
+        ("path", Text(clean(report.bundle_path))),
+        ("sha256", Text(clean(report.bundle_sha256))),
+        ("size", Text(human_size(report.bundle_size))),
+        ("refused at", Text(clean(report.step), style="bold red")),
+        ("reason", Text(clean(report.reason))),
+        ("reference time", Text(fmt_time(report.reference_time))),
+    ]
+    if p.exporter_key_id is not None:
+        rows += [
+            ("exporter key", Text(f"{clean(p.exporter_key_name)} {clean(p.exporter_key_id)}")),
+            ("sequence", Text(str(p.sequence))),
+            ("created", Text(fmt_time(p.created) if p.created else "-")),
+            ("expires", Text(fmt_time(p.expires) if p.expires else "-")),
+        ]
+    else:
+        rows.append(("signature", Text("not verified: nothing in the bundle is trusted")))
+    if report.unsafe:
+        rows.append(("UNSAFE", Text("\n".join(clean(u) for u in report.unsafe), style="bold red")))
+    if report.receipt is not None:
+        rows.append(("recorded", Text(f"archive log #{report.receipt.get('logIndex')} (refusal)")))
+    _pairs(console, rows)
 
 
 def _section(console: Console, title: str, *, style: str = "bold") -> None:

@@ -38,12 +38,15 @@ from pathlib import Path
 
 from dhi_offline import __version__
 from dhi_offline.bundle import layout
+from dhi_offline.bundle.manifest import BundleManifest
 from dhi_offline.bundle.reader import Limits, OpenedBundle, open_bundle
 from dhi_offline.errors import (
     CheckpointError,
     ConsistencyProofError,
     DhiError,
+    ExpiredBundleError,
     MalformedEvidenceError,
+    RollbackError,
     TrustMaterialError,
     VerificationError,
 )
@@ -82,6 +85,7 @@ from dhi_offline.verify.result import (
     Check,
     ImageView,
     PlatformView,
+    Progress,
     TrustSummary,
     VerificationReport,
 )
@@ -90,18 +94,6 @@ _LOG_ID = re.compile(r"[0-9a-f]{64}")
 MEMORY_BUDGET = 64 * 1024 * 1024
 """Bytes of small members (<= 1 MiB each) kept in memory instead of written to the
 work directory: most members are small, and each file costs a creation and a read."""
-
-
-class ExpiredBundleError(VerificationError):
-    """The bundle is past its expiry at the reference time."""
-
-    step = "4 expiry"
-
-
-class RollbackError(VerificationError):
-    """The bundle is older than one already imported from the same exporter."""
-
-    step = "4 rollback"
 
 
 @dataclass(frozen=True)
@@ -136,6 +128,14 @@ class VerifyOptions:
     workers: int | None = None
     """Processes that parse large statements ahead (:mod:`dhi_offline.verify.prefetch`);
     None: one per usable CPU when there are at least two, 0: none."""
+    now: datetime | None = None
+    """The wall clock, when ``at`` was chosen by the user (``--at``): a reference time
+    before the bundle was created or after now is an unsafe switch, reported as one."""
+    rollback_note: str | None = None
+    """Set when the rollback comparison does not apply (re-verifying a bundle that is
+    itself in the archive): the step is recorded as skipped with this note."""
+    progress: Progress | None = None
+    """Filled in as the plan establishes facts, so a refusal can report them."""
 
 
 @dataclass(frozen=True)
@@ -185,17 +185,21 @@ def _verify_bundle_file(
 ) -> VerifiedBundle:
     checks: list[Check] = []
     warnings: list[str] = []
-    unsafe: list[str] = []
-    if trust.trust_bundle_keys:
-        unsafe.append(
-            "--trust-bundle-keys: publisher keys and trusted root carried in the bundle "
-            "were trusted"
-        )
+    unsafe = unsafe_before_reading(trust, options)
+    progress = options.progress if options.progress is not None else Progress()
 
     # (1)-(3): archive limits, manifest signature by a pinned exporter key, members.
     def exporter(key_id: str) -> PublicKey | None:
         found = trust.exporters.get(key_id)
         return found[1] if found else None
+
+    def signed(manifest: BundleManifest, signer: PublicKey) -> None:
+        progress.exporter_key_id = signer.key_id
+        progress.exporter_key_name = trust.exporters[signer.key_id][0]
+        progress.sequence = manifest.sequence
+        progress.created = manifest.created
+        progress.expires = manifest.expires
+        progress.format_version = manifest.format_version
 
     opened = open_bundle(
         path,
@@ -204,11 +208,13 @@ def _verify_bundle_file(
         limits=options.limits,
         memory_budget=MEMORY_BUDGET,
         on_extracted=prefetch.member_extracted,
+        on_signed=signed,
     )
     manifest = opened.manifest
     exporter_name = trust.exporters[opened.signer.key_id][0]
     checks.append(Check("1-3 archive", "bundle structure, limits and member hashes", "passed"))
     checks.append(Check("2 bundle signature", f"signed by exporter {exporter_name}", "passed"))
+    unsafe.extend(unsafe_after_signature(manifest, options))
 
     # (4): expiry, rollback, checkpoint consistency.
     if manifest.expires < options.at:
@@ -220,7 +226,9 @@ def _verify_bundle_file(
         warnings.append(f"bundle was created in the future ({format_rfc3339(manifest.created)})")
     checks.append(Check("4 expiry", f"valid until {format_rfc3339(manifest.expires)}", "passed"))
     last = options.last_sequences.get(opened.signer.key_id)
-    if last is not None and manifest.sequence < last:
+    if options.rollback_note is not None:
+        checks.append(Check("4 rollback", options.rollback_note, "skipped"))
+    elif last is not None and manifest.sequence < last:
         if not options.allow_rollback:
             raise RollbackError(
                 f"sequence {manifest.sequence} is older than {last}, "
@@ -228,8 +236,20 @@ def _verify_bundle_file(
             )
         unsafe.append(f"--allow-rollback: sequence {manifest.sequence} accepted after {last}")
         checks.append(Check("4 rollback", "older bundle accepted with --allow-rollback", "skipped"))
+    elif last is None:
+        checks.append(
+            Check(
+                "4 rollback",
+                f"sequence {manifest.sequence}: no earlier bundle from this exporter on record",
+                "passed",
+            )
+        )
     else:
-        checks.append(Check("4 rollback", f"sequence {manifest.sequence}", "passed"))
+        checks.append(
+            Check("4 rollback", f"sequence {manifest.sequence} (last imported {last})", "passed")
+        )
+    if options.allow_rollback and not any(u.startswith("--allow-rollback") for u in unsafe):
+        unsafe.append("--allow-rollback: in force (no older bundle needed it)")
 
     publishers = trust.publishers
     trusted_root = trust.trusted_root
@@ -335,10 +355,36 @@ def _verify_bundle_file(
         violations=tuple(all_violations),
         warnings=tuple(dict.fromkeys(warnings)),
         bundle_flags=manifest.flags,
-        unsafe=tuple(unsafe),
+        unsafe=tuple(dict.fromkeys(unsafe)),
         tool_version=__version__,
     )
     return VerifiedBundle(report=report, opened=opened, checkpoints=checkpoints, results=results)
+
+
+def unsafe_before_reading(trust: BundleTrust, options: VerifyOptions) -> list[str]:
+    """The unsafe switches known before the bundle is read (reported even on refusal)."""
+    out: list[str] = []
+    if trust.trust_bundle_keys:
+        out.append(
+            "--trust-bundle-keys: publisher keys and trusted root carried in the bundle "
+            "were trusted"
+        )
+    if options.now is not None and options.at > options.now + timedelta(minutes=5):
+        out.append(
+            f"--at {format_rfc3339(options.at)} is later than now ({format_rfc3339(options.now)})"
+        )
+    return out
+
+
+def unsafe_after_signature(manifest: BundleManifest, options: VerifyOptions) -> list[str]:
+    """Unsafe conditions the signed manifest reveals: exporter flags, a backdated ``--at``."""
+    out = [f"{flag}: set by the exporter (recorded in the bundle)" for flag in manifest.flags]
+    if options.now is not None and options.at < manifest.created:
+        out.append(
+            f"--at {format_rfc3339(options.at)} is earlier than the bundle's creation "
+            f"({format_rfc3339(manifest.created)})"
+        )
+    return out
 
 
 def _bundle_keys(

@@ -14,6 +14,8 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from dhi_offline.errors import DhiError, InputError, UsageError
@@ -31,6 +33,7 @@ from dhi_offline.evidence.predicates import (
     read_openvex,
     read_vulnerabilities,
 )
+from dhi_offline.files import read_file
 
 
 # Aliases usable in `attestations.required`, for predicates that come in several types.
@@ -111,6 +114,26 @@ class Policy:
         if self.max_evidence_age is not None:
             out.append(f"evidence younger than {self.max_evidence_age}")
         return out
+
+
+BUILTIN_POLICIES = ("dhi-default",)
+"""Policies shipped in the package, usable by name."""
+
+
+def load_policy(name_or_path: str) -> Policy:
+    """A built-in policy by name, or a TOML file.
+
+    Raises:
+        InputError: the file cannot be read.
+        UsageError: the policy is malformed.
+    """
+    if name_or_path in BUILTIN_POLICIES:
+        data = (
+            resources.files("dhi_offline") / "data" / "policies" / f"{name_or_path}.toml"
+        ).read_bytes()
+        return parse_policy(data, source=name_or_path)
+    path = Path(name_or_path)
+    return parse_policy(read_file(path, what="policy", limit=1024 * 1024), source=str(path))
 
 
 def parse_policy(data: bytes, *, source: str = "policy") -> Policy:

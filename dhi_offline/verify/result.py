@@ -189,8 +189,19 @@ class VerificationReport:
 
     @property
     def verdict(self) -> str:
-        """``PASS`` or ``FAIL``."""
-        return "PASS" if self.passed else "FAIL"
+        """``PASS``, ``UNSAFE-PASS`` (passed with an unsafe switch in force) or ``FAIL``.
+
+        ``UNSAFE-PASS`` neither equals nor starts with ``PASS``: a script that tests for
+        a clean pass cannot mistake it for one.
+        """
+        if not self.passed:
+            return "FAIL"
+        return "UNSAFE-PASS" if self.unsafe or self.bundle_flags else "PASS"
+
+    @property
+    def refused(self) -> bool:
+        """Always False: the bundle got past steps 1-4 (see :class:`Refusal`)."""
+        return False
 
     def with_receipt(self, receipt: dict[str, Any]) -> VerificationReport:
         """A copy carrying the archive receipt."""
@@ -202,6 +213,7 @@ class VerificationReport:
             "schemaVersion": REPORT_SCHEMA_VERSION,
             "tool": {"name": "dhi-offline", "version": self.tool_version},
             "verdict": self.verdict,
+            "refusal": None,
             "verified": self.verified,
             "policyPassed": not self.violations,
             "referenceTime": format_rfc3339(self.reference_time),
@@ -229,3 +241,94 @@ class VerificationReport:
             "warnings": list(self.warnings),
             "receipt": self.receipt,
         }
+
+
+@dataclass
+class Progress:
+    """What a verification established before it stopped, filled in as it goes.
+
+    A refusal at steps 1-4 still reports what could be known: the exporter key and the
+    signed manifest's fields once the manifest signature verified.
+    """
+
+    exporter_key_id: str | None = None
+    exporter_key_name: str | None = None
+    sequence: int | None = None
+    created: datetime | None = None
+    expires: datetime | None = None
+    format_version: int | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A bundle refused as a whole at steps 1-4 of the plan: the report of that attempt."""
+
+    bundle_path: str
+    bundle_sha256: str
+    bundle_size: int
+    reference_time: datetime
+    step: str
+    """The plan step that refused the bundle, e.g. ``4 rollback``."""
+    reason: str
+    """The one-line reason (the same line the CLI prints on stderr)."""
+    progress: Progress
+    unsafe: tuple[str, ...]
+    tool_version: str
+    receipt: dict[str, Any] | None = field(default=None)
+
+    verified = False
+    passed = False
+    refused = True
+    verdict = "FAIL"
+
+    @property
+    def signature_verified(self) -> bool:
+        """The manifest signature verified before the refusal."""
+        return self.progress.exporter_key_id is not None
+
+    def with_receipt(self, receipt: dict[str, Any]) -> Refusal:
+        """A copy carrying the archive receipt."""
+        return Refusal(**{**self.__dict__, "receipt": receipt})
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON report of a refusal: the same top-level keys as a verification."""
+        p = self.progress
+        return {
+            "schemaVersion": REPORT_SCHEMA_VERSION,
+            "tool": {"name": "dhi-offline", "version": self.tool_version},
+            "verdict": self.verdict,
+            "refusal": {"step": self.step, "reason": self.reason},
+            "verified": False,
+            "policyPassed": None,
+            "referenceTime": format_rfc3339(self.reference_time),
+            "bundle": {
+                "path": self.bundle_path,
+                "sha256": self.bundle_sha256,
+                "size": self.bundle_size,
+                "signatureVerified": self.signature_verified,
+                "formatVersion": p.format_version,
+                "created": format_rfc3339(p.created) if p.created else None,
+                "expires": format_rfc3339(p.expires) if p.expires else None,
+                "sequence": p.sequence,
+            },
+            "trust": {"exporterKeyId": p.exporter_key_id, "exporterKeyName": p.exporter_key_name},
+            "unsafe": list(self.unsafe),
+            "images": [],
+            "checks": [
+                {
+                    "step": self.step,
+                    "name": "bundle refused",
+                    "status": "failed",
+                    "message": self.reason,
+                    "image": None,
+                    "platform": None,
+                }
+            ],
+            "violations": [],
+            "warnings": [],
+            "receipt": self.receipt,
+        }
+
+
+Outcome = VerificationReport | Refusal
+"""What one verification attempt produced: a full report, or a refusal at steps 1-4."""

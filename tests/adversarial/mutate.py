@@ -117,8 +117,6 @@ class Site:
             str(self.root / "publisher.pub"),
             "--trusted-root",
             str(ROOT),
-            "--archive",
-            str(self.root / "archive"),
             "--at",
             AT,
             "--format",

@@ -88,8 +88,6 @@ def _argv(case: Case, command: str, sandbox: Path) -> list[str]:
             str(KEYS / "publisher.pub"),
             "--trusted-root",
             str(ROOT),
-            "--archive",
-            str(sandbox / "archive"),
             *case.args,
         ]
     return argv

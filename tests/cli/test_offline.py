@@ -144,4 +144,4 @@ def test_import_in_a_namespace_without_network(exported: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert check.returncode == 0 and "1 import(s)" in check.stdout
+    assert check.returncode == 0 and "1 attempt(s)" in check.stdout

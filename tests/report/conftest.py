@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dhi_offline.verify.result import VerificationReport
-from tests.report.fixtures import failing_report, passing_report
+from dhi_offline.verify.result import Refusal, VerificationReport
+from tests.report.fixtures import failing_report, passing_report, refusal_report
 
 
 @pytest.fixture
@@ -16,3 +16,13 @@ def passing() -> VerificationReport:
 @pytest.fixture
 def failing() -> VerificationReport:
     return failing_report()
+
+
+@pytest.fixture
+def refused() -> Refusal:
+    return refusal_report()
+
+
+@pytest.fixture
+def refused_unsigned() -> Refusal:
+    return refusal_report(signed=False)

@@ -22,6 +22,8 @@ from dhi_offline.verify.result import (
     Check,
     ImageView,
     PlatformView,
+    Progress,
+    Refusal,
     TrustSummary,
     VerificationReport,
 )
@@ -296,6 +298,38 @@ def failing_report() -> VerificationReport:
         warnings=("exporter key taken from the bundle (--trust-bundle-keys)",),
         bundle_flags=("allow-unverified",),
         unsafe=("--trust-bundle-keys",),
+        tool_version="0.1.0",
+    )
+
+
+def refusal_report(*, signed: bool = True) -> Refusal:
+    """A bundle refused at step 4 (rollback) after its signature verified, or (with
+    ``signed=False``) at the manifest signature, with hostile text in the reason."""
+    progress = (
+        Progress(
+            exporter_key_id="ab" * 32,
+            exporter_key_name="exporter.pub",
+            sequence=41,
+            created=datetime(2026, 8, 28, 9, 0, 0, tzinfo=UTC),
+            expires=datetime(2026, 9, 27, 9, 0, 0, tzinfo=UTC),
+            format_version=1,
+        )
+        if signed
+        else Progress()
+    )
+    return Refusal(
+        bundle_path="/media/usb0/python-3.13-2026-08-28.dhi.tar.zst",
+        bundle_sha256=BUNDLE_SHA256,
+        bundle_size=48_213_004,
+        reference_time=REFERENCE_TIME,
+        step="4 rollback" if signed else "bundle signature",
+        reason=(
+            "sequence 41 is older than 43, already imported from exporter exporter.pub"
+            if signed
+            else "not signed by a trusted exporter key <script>alert(1)</script>\x1b[2J"
+        ),
+        progress=progress,
+        unsafe=(),
         tool_version="0.1.0",
     )
 

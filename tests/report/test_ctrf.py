@@ -60,8 +60,8 @@ def test_failures_and_violations_are_failed_tests(failing: VerificationReport) -
     tests = doc["results"]["tests"]
     failed = [t for t in tests if t["status"] == "failed"]
     summary = doc["results"]["summary"]
-    assert summary["failed"] == len(failed) == 1 + 3
-    assert summary["tests"] == len(tests) == len(failing.checks) + 3
+    assert summary["failed"] == len(failed) == 1 + 3 + 2  # check, violations, unsafe switches
+    assert summary["tests"] == len(tests) == len(failing.checks) + 3 + 2
     assert summary["passed"] + summary["failed"] + summary["skipped"] == summary["tests"]
     check = next(t for t in failed if t["extra"]["kind"] == "check")
     assert check["message"] == fx.HOSTILE_PROBLEM

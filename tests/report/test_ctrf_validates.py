@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from dhi_offline.report import render_ctrf
-from dhi_offline.verify.result import VerificationReport
+from dhi_offline.report.ctrf import render_ctrf_note
+from dhi_offline.verify.result import Refusal, VerificationReport
 
 HERE = Path(__file__).parent
 JS = HERE / "js"
@@ -118,3 +119,25 @@ def test_jsonschema_validates_both_reports(
         assert errors == []
     broken = [e.message for e in validator.iter_errors(_invalid_copy(passing))]
     assert len(broken) == 3, broken
+
+
+def test_ctrf_package_validates_refusals_and_notes(
+    ctrf_validator: Path, tmp_path: Path, refused: Refusal, refused_unsigned: Refusal
+) -> None:
+    """A bundle refused at steps 1-4 still gives a valid, non-empty CTRF report."""
+    files = []
+    docs = {
+        "refused": render_ctrf(refused),
+        "unsigned": render_ctrf(refused_unsigned),
+        "note": render_ctrf_note("already imported", True, "already imported as #0", "0.1.0"),
+    }
+    for name, text in docs.items():
+        path = tmp_path / f"{name}.ctrf.json"
+        path.write_text(text, encoding="utf-8")
+        files.append(path)
+    rc, results = _node_validate(ctrf_validator, files)
+    assert [r["valid"] for r in results] == [True, True, True], results
+    assert rc == 0
+    doc = json.loads(docs["refused"])
+    assert doc["results"]["summary"]["failed"] == 1
+    assert doc["results"]["tests"][0]["name"].startswith("4 rollback")

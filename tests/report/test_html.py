@@ -114,8 +114,8 @@ def test_failing_page(failing: VerificationReport) -> None:
     text = _text(page)
     assert "FAIL 1 of 16 checks failed" in text and "3 policy violations" in text
     assert "UNSAFE switches were in force" in text
-    assert "--trust-bundle-keys (this verification)" in text
-    assert "allow-unverified (set by the exporter, recorded in the bundle)" in text
+    assert "--trust-bundle-keys" in text
+    assert "allow-unverified: set by the exporter (recorded in the bundle)" in text
     assert "Policy violations (3)" in text and "Policy violations (2)" in text
     for v in fx.FAILING_VIOLATIONS:
         assert v.message in text

@@ -1,0 +1,71 @@
+"""What this host trusts for one run: the trust store, the shipped DHI keyring, and the
+keys named on the command line, assembled into a :class:`BundleTrust`.
+
+The rules (``docs/trust.md``): an exporter key verifies bundle manifests only, a
+publisher key verifies evidence only; one key can never be both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dhi_offline.errors import UsageError
+from dhi_offline.files import read_file
+from dhi_offline.trust.keyring import KeyringEntry, keyring_from_json, shipped_dhi_keyring
+from dhi_offline.trust.keys import PublicKey, load_pem
+from dhi_offline.trust.shipped import load_trusted_root
+from dhi_offline.trust.store import TrustStore
+from dhi_offline.verify.bundle import BundleTrust
+
+_KEY_LIMIT = 1024 * 1024
+
+
+def build_trust(
+    *,
+    config_dir: Path,
+    trust_exporter: list[Path],
+    trust_publisher: list[Path],
+    trusted_root: Path | None,
+    trust_bundle_keys: bool,
+) -> BundleTrust:
+    """Everything pinned in ``config_dir``'s trust store, plus the keys given.
+
+    Raises:
+        UsageError: no exporter key is pinned at all, or one key is in both roles.
+        InputError: a key file cannot be read.
+        TrustMaterialError: a key, keyring or trusted root is malformed.
+    """
+    store = TrustStore(config_dir)
+    exporters: dict[str, tuple[str, PublicKey]] = {}
+    for pinned in store.by_role("exporter"):
+        exporters[pinned.key_id] = (pinned.name, pinned.key)
+    for path in trust_exporter:
+        key = load_pem(read_file(path, what="exporter key", limit=_KEY_LIMIT))
+        exporters[key.key_id] = (path.name, key)
+    if not exporters:
+        raise UsageError(
+            "no exporter key is trusted: pin one with "
+            "'dhi-offline trust add KEY.pub --role exporter' or pass --trust-exporter KEY.pub"
+        )
+    publishers = shipped_dhi_keyring()
+    for pinned in store.by_role("publisher"):
+        publishers = publishers.with_entry(KeyringEntry(pinned.name, pinned.key))
+    for path in trust_publisher:
+        data = read_file(path, what="publisher key", limit=_KEY_LIMIT)
+        if path.suffix == ".json":
+            # A keyring document: keys with a status and a validity window.
+            for entry in keyring_from_json(data).entries:
+                publishers = publishers.with_entry(entry)
+        else:
+            publishers = publishers.with_entry(KeyringEntry(path.name, load_pem(data)))
+    if set(exporters) & {e.key_id for e in publishers.entries}:
+        raise UsageError("a key cannot be trusted both as exporter and as publisher")
+    return BundleTrust(
+        exporters=exporters,
+        publishers=publishers,
+        trusted_root=load_trusted_root(trusted_root),
+        trusted_root_source=str(trusted_root)
+        if trusted_root
+        else "shipped Sigstore production root",
+        trust_bundle_keys=trust_bundle_keys,
+    )
