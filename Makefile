@@ -74,3 +74,13 @@ FAULT_FLAGS ?=
 faults: venv system-deps
 	@mkdir -p bundles
 	$(PY) -m tests.export.fault_campaign --runs $(RUNS) --seed $(SEED) --json bundles/faults-report.json $(FAULT_FLAGS)
+
+# Mutation harness for the trust path (tests/mutation/; table in docs/security.md):
+# removes each security check in a scratch copy and runs the tests meant to catch it.
+# Exits 1 when a check survives, or an acceptance-path check has fewer than two killers.
+# `make mutants ONLY="--only rollback"` runs some points. make test checks the list only.
+ONLY ?=
+.PHONY: mutants
+mutants: venv system-deps
+	@mkdir -p bundles
+	$(PY) -m tests.mutation.run --json bundles/mutants-report.json $(ONLY)

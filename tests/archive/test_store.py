@@ -146,3 +146,49 @@ def test_parallel_writers_keep_one_chain(tmp_path: Path) -> None:
         assert p.exitcode == 0
     assert a.verify().count == 8
     assert sorted(line.index for line in a.history().lines) == list(range(8))
+
+
+def test_line_from_another_archive_does_not_chain(tmp_path: Path) -> None:
+    """A self-consistent line (right index, right hash) grafted from another archive."""
+    a, b = Archive(tmp_path / "a"), Archive(tmp_path / "b")
+    _record(a, _bundle(tmp_path, 1))
+    _record(a, _bundle(tmp_path, 2), seq=2)
+    _record(b, _bundle(tmp_path, 3))
+    _record(b, _bundle(tmp_path, 4), seq=2)
+    first = a.log_path.read_text().splitlines(keepends=True)[0]
+    grafted = b.log_path.read_text().splitlines(keepends=True)[1]
+    a.log_path.write_text(first + grafted)
+    with pytest.raises(ArchiveIntegrityError, match="does not chain"):
+        a.history()
+
+
+def test_edited_line_hash_mismatch_unit(tmp_path: Path) -> None:
+    a = Archive(tmp_path / "a")
+    _record(a, _bundle(tmp_path, 1), seq=7)
+    a.log_path.write_text(a.log_path.read_text().replace('"sequence": 7', '"sequence": 1'))
+    with pytest.raises(ArchiveIntegrityError, match="hash mismatch"):
+        a.history()
+
+
+def test_rehashed_line_that_disagrees_with_its_receipt_unit(tmp_path: Path) -> None:
+    a = Archive(tmp_path / "a")
+    _record(a, _bundle(tmp_path, 1))
+    raw = json.loads(a.log_path.read_text())
+    raw["verdict"] = "FAIL"
+    raw["hash"] = store._line_hash(raw)
+    a.log_path.write_text(json.dumps(raw) + "\n")
+    with pytest.raises(ArchiveIntegrityError, match=r"does not match its receipt \(verdict\)"):
+        a.verify()
+
+
+def test_leftover_receipt_and_deleted_log_unit(tmp_path: Path) -> None:
+    a = Archive(tmp_path / "a")
+    _record(a, _bundle(tmp_path, 1))
+    _record(a, _bundle(tmp_path, 2), seq=2)
+    lines = a.log_path.read_text().splitlines(keepends=True)
+    a.log_path.write_text(lines[0])
+    with pytest.raises(ArchiveIntegrityError, match="not named by any log line"):
+        a.verify()
+    a.log_path.write_text("")
+    with pytest.raises(ArchiveIntegrityError, match="log was deleted or truncated"):
+        a.history()

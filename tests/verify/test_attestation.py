@@ -16,66 +16,26 @@ from dhi_offline.errors import (
     ValidityWindowError,
     VerificationError,
 )
-from dhi_offline.evidence.records import AttestationRecord, MemoryBlobStore, SignatureRef, record_id
+from dhi_offline.evidence.records import AttestationRecord, SignatureRef
 from dhi_offline.trust.keyring import Keyring, KeyringEntry
 from dhi_offline.trust.keys import from_crypto
-from dhi_offline.trust.trusted_root import TrustedRoot
 from dhi_offline.verify.attestation import PublisherTrust, verify_attestation
 from tests.support.publisher import (
     CTRF_TESTS,
-    Published,
     TestPublisher,
     ctrf_tests,
     cyclonedx_sbom,
     make_image,
 )
 from tests.support.rekor_double import RekorDouble
+from tests.verify.helpers import make_world, record_for, store_of
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 
 
 @pytest.fixture
 def world() -> tuple[TestPublisher, RekorDouble, PublisherTrust]:
-    rekor = RekorDouble()
-    publisher = TestPublisher(rekor=rekor)
-    ring = Keyring("test", (KeyringEntry("publisher", from_crypto(publisher.public_key)),))
-    trust = PublisherTrust(
-        keyring=ring, trusted_root=TrustedRoot.from_bytes(rekor.trusted_root_json())
-    )
-    return publisher, rekor, trust
-
-
-def store_of(*published: Published) -> MemoryBlobStore:
-    store = MemoryBlobStore()
-    for p in published:
-        for digest, (_, data) in p.objects().items():
-            store.blobs[digest] = data
-    return store
-
-
-def record_for(
-    p: Published, *, subject: str | None = None, layer_index: int = 0
-) -> AttestationRecord:
-    att = p.attestation
-    layer = att.layer_descriptors()[layer_index]["digest"]
-    layout = {"dhi": "dhi-scout"}.get(p.layout, p.layout)
-    sigs: tuple[SignatureRef, ...] = ()
-    if p.signature_manifest is not None:
-        sm = p.signature_manifest
-        sigs = (SignatureRef(sm.digest, sm.layer_descriptors()[0]["digest"]),)
-    subj = subject or p.subject.digest
-    return AttestationRecord(
-        id=record_id(layout, subj, att.digest, layer),
-        layout=layout,  # type: ignore[arg-type]
-        image=p.subject.digest,
-        platform="linux/amd64",
-        subject=subj,
-        manifest=att.digest,
-        layer=layer,
-        predicate_type=None,
-        source="test",
-        signatures=sigs,
-    )
+    return make_world()
 
 
 def test_dhi_layout_with_set_verifies(

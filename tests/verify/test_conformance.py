@@ -9,6 +9,7 @@ the production root (shipped in the package).
 from __future__ import annotations
 
 import io
+import json
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -18,6 +19,12 @@ from dhi_offline.cli.main import main
 from tests.conftest import CONFORMANCE, DEFAULT_IDENTITY, DEFAULT_ISSUER
 
 CASES = sorted(p.name for p in CONFORMANCE.iterdir() if p.is_dir())
+FAIL_STEPS: dict[str, str] = json.loads(
+    (Path(__file__).parent / "conformance_fail_steps.json").read_text(encoding="utf-8")
+)
+"""The plan step that must refuse each ``_fail`` case ("(input error)": exit 2 before the
+plan runs). Asserting the step, not only the failure, means a check that is lost is
+noticed even when a later check still refuses the case."""
 
 
 def conformance_argv(case: Path) -> list[str]:
@@ -52,6 +59,7 @@ def run_case(name: str) -> tuple[int, str]:
 def test_suite_is_complete() -> None:
     # 70 upstream cases at commit a73de49 (INDEX.md): none silently lost in the copy.
     assert len(CASES) == 70
+    assert sorted(FAIL_STEPS) == [c for c in CASES if c.endswith("_fail")]
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -63,6 +71,12 @@ def test_conformance_case(name: str) -> None:
         assert len(lines) == 1, f"expected one line on stderr, got {err!r}"
         assert "Traceback" not in err
         assert "internal error" not in err, err
+        step = FAIL_STEPS[name]
+        if step == "(input error)":
+            assert code == 2 and lines[0].startswith("dhi-offline: error: "), lines[0]
+        else:
+            assert code == 1, lines[0]
+            assert lines[0].startswith(f"dhi-offline: verification failed: {step}: "), lines[0]
     else:
         assert code == 0, f"{name} must verify: {err.strip()}"
 
