@@ -1,6 +1,6 @@
 """``python -m dhi_offline``."""
 
-from dhi_offline.cli.main import run
+from dhi_offline._entry import run
 
 if __name__ == "__main__":
     run()

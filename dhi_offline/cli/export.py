@@ -27,6 +27,7 @@ from rich.table import Table
 
 from dhi_offline.bundle.signing import generate_keypair, load_private_key
 from dhi_offline.bundle.writer import source_date_epoch_from_env
+from dhi_offline.cli.console import emit_rich
 from dhi_offline.cli.inputs import load_trusted_root, read_file
 from dhi_offline.cli.state import default_state_dir
 from dhi_offline.errors import UsageError
@@ -340,7 +341,10 @@ def _render(result: ExportResult, output_format: OutputFormat) -> None:
     if output_format is OutputFormat.json:
         typer.echo(json.dumps(export_summary(result), indent=2, sort_keys=True))
         return
-    console = Console()
+    emit_rich(lambda console: _render_text(console, result))
+
+
+def _render_text(console: Console, result: ExportResult) -> None:
     table = Table(title="exported evidence", show_lines=False)
     for col in ("image", "digest", "platforms", "attestations"):
         table.add_column(col)

@@ -1,13 +1,18 @@
 """Entry point: the typer application, and the one place errors become exit codes.
 
-Exit codes: 0 verified; 1 verification or policy failed; 2 usage or unreadable input.
-A failure prints one line on stderr naming the step that failed; ``--verbose`` adds the
-traceback.
+Exit codes: 0 verified; 1 verification or policy failed; 2 usage or unreadable input;
+130 interrupted (Ctrl-C); 141 standard output closed early (``| head``). A failure
+prints one line on stderr naming the step that failed; ``--verbose`` adds the traceback.
+
+Global options (``--verbose``, ``--color``, ``--config DIR``, ``--system``) may be
+given before or after the subcommand: they are taken out of the arguments here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -16,7 +21,9 @@ from typing import Annotated, Any
 import typer
 
 from dhi_offline import __version__
-from dhi_offline.errors import DhiError
+from dhi_offline.cli import helpstyle, state
+from dhi_offline.cli.console import set_color
+from dhi_offline.errors import DhiError, UsageError
 
 # name -> (module under dhi_offline.cli, attribute, a command function or a sub-app), in
 # the order --help lists them. Only the module of the command being run is imported: a
@@ -32,11 +39,13 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "keys": ("export", "keys_app", True),
     "sigstore": ("sigstore", "app", True),
     "demo": ("demo", "demo", False),
+    "doctor": ("doctor", "doctor", False),
 }
 
 
 def build_app(only: str | None = None) -> typer.Typer:
     """The typer application with every command, or with the command ``only``."""
+    helpstyle.install()
     application = typer.Typer(
         name="dhi-offline",
         help=(
@@ -45,7 +54,7 @@ def build_app(only: str | None = None) -> typer.Typer:
         ),
         no_args_is_help=True,
         add_completion=False,
-        rich_markup_mode="rich",
+        rich_markup_mode=None,
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
@@ -69,12 +78,49 @@ def __getattr__(name: str) -> Any:
 
 
 def _command_of(args: list[str]) -> str | None:
-    """The subcommand ``args`` run, when it is a known one (global options first)."""
+    """The subcommand ``args`` run, when it is a known one."""
     for arg in args:
-        if arg in ("--verbose", "-v"):
+        if arg.startswith("-"):
             continue
         return arg if arg in COMMANDS else None
     return None
+
+
+GLOBAL_FLAGS = ("--verbose", "-v", "--system")
+GLOBAL_VALUES = ("--color", "--config")
+
+
+def split_globals(args: list[str]) -> tuple[dict[str, str | bool], list[str]]:
+    """The global options wherever they are (up to a ``--``), and the other arguments.
+
+    Raises:
+        UsageError: a global option that takes a value has none, or a bad ``--color``.
+    """
+    found: dict[str, str | bool] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        name, eq, value = arg.partition("=")
+        if arg in GLOBAL_FLAGS:
+            found["verbose" if arg in ("--verbose", "-v") else "system"] = True
+        elif name in GLOBAL_VALUES:
+            if not eq:
+                if i + 1 >= len(args):
+                    raise UsageError(f"{name} needs a value")
+                i += 1
+                value = args[i]
+            found[name[2:]] = value
+        else:
+            rest.append(arg)
+        i += 1
+    color = found.get("color", "auto")
+    if color not in ("auto", "always", "never"):
+        raise UsageError(f"--color must be auto, always or never, not {color!r}")
+    return found, rest
 
 
 def _version(value: bool) -> None:
@@ -87,6 +133,28 @@ def _root(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors (for bug reports).")
     ] = False,
+    color: Annotated[
+        str,
+        typer.Option(
+            "--color", metavar="auto|always|never", help="Colour on a terminal (NO_COLOR too)."
+        ),
+    ] = "auto",
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            metavar="DIR",
+            help="Trust store directory for every command (DHI_OFFLINE_CONFIG_DIR).",
+        ),
+    ] = None,
+    system: Annotated[
+        bool,
+        typer.Option(
+            "--system",
+            help="Use the host-wide trust store and archive (/etc/dhi-offline, "
+            "/var/lib/dhi-offline; DHI_OFFLINE_SYSTEM=1).",
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -97,15 +165,47 @@ def _root(
     """Global options."""
 
 
+def _stdout_closed() -> int:
+    # Later writes (and the interpreter's final flush) must not fail again.
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_PIPE
+
+
+EXIT_INTERRUPTED = 130
+EXIT_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` and return the exit code (never raises)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    verbose = "--verbose" in args or "-v" in args
+    raw = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in raw or "-v" in raw
     try:
+        found, args = split_globals(raw)
+        state.configure(
+            config=found.get("config"),  # type: ignore[arg-type]
+            system=bool(found.get("system")),
+        )
+        set_color(str(found.get("color", "auto")))
+        if verbose:
+            args = ["--verbose", *args]
         # Standalone mode: typer reports its own usage errors (exit 2) and ends with
         # SystemExit; our errors propagate to here.
-        build_app(_command_of(args))(args=args, prog_name="dhi-offline")
+        streams = (sys.stdout, sys.stderr)
+        try:
+            build_app(_command_of(args))(args=args, prog_name="dhi-offline")
+        except SystemExit:
+            # Typer answers a closed stdout (EPIPE) by wrapping the streams and exiting 1,
+            # which reads as "verification failed": it is a closed pipe (141).
+            if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+                sys.stdout, sys.stderr = streams
+                return _stdout_closed()
+            raise
     except SystemExit as e:
+        if e.code == EXIT_INTERRUPTED:
+            # Typer turns Ctrl-C into a silent exit 130: say what happened.
+            print("dhi-offline: interrupted", file=sys.stderr)
         if e.code is None:
             return 0
         return e.code if isinstance(e.code, int) else 2
@@ -117,6 +217,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         print("dhi-offline: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _stdout_closed()
+    except OSError as e:
+        if verbose:
+            traceback.print_exc()
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"dhi-offline: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except Exception as e:
         if verbose:
@@ -127,9 +235,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    finally:
+        state.configure(config=None, system=False)
+        set_color("auto")
     return 0
 
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except KeyboardInterrupt:
+        print("dhi-offline: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        code = _stdout_closed()
+    sys.exit(code)

@@ -18,11 +18,28 @@ class ReportFormat(StrEnum):
     ctrf = "ctrf"
 
 
-BundleArg = Annotated[Path, typer.Argument(help="The .dhi.tar.zst bundle.")]
+class ListFormat(StrEnum):
+    """Formats of commands that list or show (no verification report)."""
+
+    text = "text"
+    json = "json"
+
+
+ListFormatOpt = Annotated[
+    ListFormat, typer.Option("--format", metavar="text|json", help="Output format.")
+]
+hidden_json = Annotated[
+    bool, typer.Option("--json", hidden=True, help="Same as --format json (deprecated).")
+]
+
+BundleArg = Annotated[
+    Path, typer.Argument(help="The .dhi.tar.zst bundle.", metavar="BUNDLE", show_default=False)
+]
 TrustExporterOpt = Annotated[
     list[Path] | None,
     typer.Option(
         "--trust-exporter",
+        metavar="KEY.pub",
         help="Exporter public key (PEM) to trust in addition to the trust store; repeatable.",
     ),
 ]

@@ -1,4 +1,8 @@
-"""``dhi-offline trust``: the host's pinned exporter and publisher keys."""
+"""``dhi-offline trust``: the host's pinned exporter and publisher keys.
+
+The trust store is the global ``--config DIR`` (or ``DHI_OFFLINE_CONFIG_DIR``,
+``--system``): see ``dhi-offline doctor``.
+"""
 
 from __future__ import annotations
 
@@ -8,45 +12,48 @@ from typing import Annotated
 
 import typer
 
-from dhi_offline.cli.inputs import read_file
+from dhi_offline.cli.options import ListFormat, ListFormatOpt, hidden_json
 from dhi_offline.cli.state import default_config_dir
+from dhi_offline.host.trust import public_key_from_file
 from dhi_offline.trust.keyring import shipped_dhi_keyring
 from dhi_offline.trust.store import TrustStore
 
 app = typer.Typer(help="Pinned exporter and publisher keys of this host.", no_args_is_help=True)
-H_CONFIG = "Trust store directory (default: the user config directory)."
 
 
-def _store(config: Path | None) -> TrustStore:
-    return TrustStore(config or default_config_dir())
+def _store() -> TrustStore:
+    return TrustStore(default_config_dir())
 
 
 @app.command("add")
 def add(
-    pem: Annotated[Path, typer.Argument(help="PEM public key file.")],
+    pem: Annotated[Path, typer.Argument(help="PEM public key file.", metavar="KEY.pub")],
     role: Annotated[
         str,
-        typer.Option("--role", help="exporter (signs bundles) or publisher (signs attestations)."),
+        typer.Option(
+            "--role",
+            metavar="exporter|publisher",
+            help="exporter (signs bundles) or publisher (signs attestations).",
+        ),
     ],
-    name: Annotated[str | None, typer.Option("--name", help="A name for reports.")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help=H_CONFIG)] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", metavar="NAME", help="A name for reports.")
+    ] = None,
 ) -> None:
-    """Pin a key for one role (a key has exactly one role)."""
-    pinned = _store(config).add(
-        read_file(pem, what="public key", limit=1024 * 1024), role=role, name=name
-    )
-    typer.echo(f"pinned {pinned.role} key {pinned.name} {pinned.key_id}")
+    """Pin a key for one role (a key has exactly one role). Pinning it again for the same
+    role changes nothing and exits 0."""
+    key = public_key_from_file(pem, what="public key")
+    pinned, added = _store().add(key.pem(), role=role, name=name)
+    state = "pinned" if added else "already pinned:"
+    typer.echo(f"{state} {pinned.role} key {pinned.name} {pinned.key_id}")
 
 
 @app.command("list")
-def list_keys(
-    output_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    config: Annotated[Path | None, typer.Option("--config", help=H_CONFIG)] = None,
-) -> None:
+def list_keys(output: ListFormatOpt = ListFormat.text, as_json: hidden_json = False) -> None:
     """List pinned keys, and the publisher keys shipped with the tool."""
-    keys = _store(config).keys()
+    keys = _store().keys()
     shipped = shipped_dhi_keyring()
-    if output_json:
+    if as_json or output is ListFormat.json:
         doc = {
             "pinned": [{k: v for k, v in p.to_json().items() if k != "pem"} for p in keys],
             "shipped": [
@@ -64,9 +71,14 @@ def list_keys(
 
 @app.command("remove")
 def remove(
-    key_id: Annotated[str, typer.Argument(help="Key id, or a prefix of at least 8 hex digits.")],
-    config: Annotated[Path | None, typer.Option("--config", help=H_CONFIG)] = None,
+    which: Annotated[
+        str,
+        typer.Argument(
+            help="The key's name, its id, or a prefix of at least 8 hex digits.",
+            metavar="NAME|KEYID",
+        ),
+    ],
 ) -> None:
     """Unpin a key."""
-    removed = _store(config).remove(key_id)
+    removed = _store().remove(which)
     typer.echo(f"removed {removed.role} key {removed.name} {removed.key_id}")

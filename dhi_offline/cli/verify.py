@@ -5,20 +5,24 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from dhi_offline import __version__
 from dhi_offline.archive.store import Archive
+from dhi_offline.bundle.manifest import BundleManifest
 from dhi_offline.bundle.reader import inspect_bundle
+from dhi_offline.cli.console import emit_rich
 from dhi_offline.cli.options import (
     ArchiveOpt,
     AtOpt,
     BundleArg,
     FormatOpt,
     HtmlOpt,
+    ListFormat,
+    ListFormatOpt,
     PolicyOpt,
     ReportFormat,
     TrustBundleKeysOpt,
@@ -80,7 +84,7 @@ def render(outcome: Outcome, output: ReportFormat) -> str | None:
 def _emit(outcome: Outcome, output: ReportFormat) -> None:
     text = render(outcome, output)
     if text is None:
-        render_text(outcome, Console())
+        emit_rich(lambda console: render_text(outcome, console))
     else:
         typer.echo(text)
 
@@ -214,12 +218,7 @@ def _already(done: session.ImportResult, archive: Archive, output: ReportFormat)
         raise typer.Exit(1)
 
 
-def inspect(
-    bundle: BundleArg,
-    output: Annotated[
-        ReportFormat, typer.Option("--format", help="text or json.")
-    ] = ReportFormat.text,
-) -> None:
+def inspect(bundle: BundleArg, output: ListFormatOpt = ListFormat.text) -> None:
     """Show what a bundle claims to contain, WITHOUT verifying it."""
     manifest = inspect_bundle(bundle)
     doc = {
@@ -243,10 +242,13 @@ def inspect(
         "members": len(manifest.members),
         "size": manifest.total_size,
     }
-    if output is ReportFormat.json:
+    if output is ListFormat.json:
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))
         return
-    console = Console()
+    emit_rich(lambda console: _inspect_text(console, manifest, doc))
+
+
+def _inspect_text(console: Console, manifest: BundleManifest, doc: dict[str, Any]) -> None:
     console.print(
         "[bold yellow]UNVERIFIED[/] contents as the bundle describes them (nothing was checked)"
     )

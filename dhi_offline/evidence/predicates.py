@@ -60,6 +60,10 @@ class TestSummary:
     skipped: int
     failed_names: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    """Departures from the CTRF schema that Docker's documented test predicate itself
+    makes (no ``specVersion`` or ``results.tool``, no ``pending``/``other``, times in
+    seconds): information, not warnings."""
 
     @property
     def ok(self) -> bool:
@@ -84,6 +88,7 @@ def read_ctrf(predicate: object) -> TestSummary:
     if not isinstance(predicate, dict) or predicate.get("reportFormat") != "CTRF":
         raise MalformedEvidenceError("tests predicate is not a CTRF report (reportFormat)")
     warnings: list[str] = []
+    notes: list[str] = []
     results = predicate.get("results")
     if not isinstance(results, dict):
         raise MalformedEvidenceError("CTRF report has no results")
@@ -96,16 +101,16 @@ def read_ctrf(predicate: object) -> TestSummary:
     skipped = summary.get("skipped", 0)
     skipped = skipped if isinstance(skipped, int) and not isinstance(skipped, bool) else 0
     if "specVersion" not in predicate:
-        warnings.append("CTRF: no specVersion")
+        notes.append("CTRF: no specVersion")
     if not isinstance(results.get("tool"), dict):
-        warnings.append("CTRF: no results.tool")
+        notes.append("CTRF: no results.tool")
     for key in ("pending", "other"):
         if key not in summary:
-            warnings.append(f"CTRF: results.summary.{key} missing")
+            notes.append(f"CTRF: results.summary.{key} missing")
     for key in ("start", "stop"):
         value = summary.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and 0 < value < _MS_THRESHOLD:
-            warnings.append(f"CTRF: results.summary.{key} is in seconds, not milliseconds")
+            notes.append(f"CTRF: results.summary.{key} is in seconds, not milliseconds")
     tests = results.get("tests", [])
     if not isinstance(tests, list):
         raise MalformedEvidenceError("CTRF results.tests must be a list")
@@ -130,6 +135,7 @@ def read_ctrf(predicate: object) -> TestSummary:
         skipped=skipped,
         failed_names=tuple(failed_names),
         warnings=tuple(dict.fromkeys(warnings)),
+        notes=tuple(dict.fromkeys(notes)),
     )
 
 

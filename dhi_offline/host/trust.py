@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dhi_offline.errors import UsageError
+from dhi_offline.errors import InputError, TrustMaterialError, UsageError
 from dhi_offline.files import read_file
 from dhi_offline.trust.keyring import KeyringEntry, keyring_from_json, shipped_dhi_keyring
 from dhi_offline.trust.keys import PublicKey, load_pem
@@ -40,7 +40,7 @@ def build_trust(
     for pinned in store.by_role("exporter"):
         exporters[pinned.key_id] = (pinned.name, pinned.key)
     for path in trust_exporter:
-        key = load_pem(read_file(path, what="exporter key", limit=_KEY_LIMIT))
+        key = public_key_from_file(path, what="exporter key")
         exporters[key.key_id] = (path.name, key)
     if not exporters:
         raise UsageError(
@@ -57,7 +57,8 @@ def build_trust(
             for entry in keyring_from_json(data).entries:
                 publishers = publishers.with_entry(entry)
         else:
-            publishers = publishers.with_entry(KeyringEntry(path.name, load_pem(data)))
+            key = public_key_from_file(path, what="publisher key")
+            publishers = publishers.with_entry(KeyringEntry(path.name, key))
     if set(exporters) & {e.key_id for e in publishers.entries}:
         raise UsageError("a key cannot be trusted both as exporter and as publisher")
     return BundleTrust(
@@ -69,3 +70,22 @@ def build_trust(
         else "shipped Sigstore production root",
         trust_bundle_keys=trust_bundle_keys,
     )
+
+
+def public_key_from_file(path: Path, *, what: str) -> PublicKey:
+    """A PEM public key file; a private key given by mistake is named as such.
+
+    Raises:
+        InputError: unreadable, or a private key.
+        TrustMaterialError: not a PEM public key.
+    """
+    data = read_file(path, what=what, limit=_KEY_LIMIT)
+    if b"PRIVATE KEY-----" in data:
+        raise InputError(
+            f"{what} {path} is a PRIVATE key: give its public half "
+            f"(for a key from 'dhi-offline keys generate', {path.with_suffix('.pub')})"
+        )
+    try:
+        return load_pem(data)
+    except TrustMaterialError as e:
+        raise TrustMaterialError(f"{what} {path}: {e.message}") from e

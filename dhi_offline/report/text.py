@@ -117,6 +117,10 @@ def render_text(report: VerificationReport | Refusal, console: Console) -> None:
         _section(console, f"Warnings ({len(report.warnings)})", style="bold yellow")
         for w in report.warnings:
             console.print(Padding(Text(clean(w), style="yellow"), (0, 0, 0, 2)))
+    if report.notes:
+        _section(console, f"Notes ({len(report.notes)}, information only)", style="dim")
+        for n in report.notes:
+            console.print(Padding(Text(clean(n), style="dim"), (0, 0, 0, 2)))
 
 
 def _refusal(report: Refusal, console: Console) -> None:
@@ -188,11 +192,14 @@ def _platform(console: Console, platform: PlatformView) -> None:
         ),
         highlight=False,
     )
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=True, show_edge=False)
-    table.add_column("attestation", overflow="fold", ratio=5)
-    table.add_column("signature", overflow="fold", width=16)
-    table.add_column("log", width=15, no_wrap=True)
-    table.add_column("result", overflow="fold", ratio=3, min_width=8)
+    # On a terminal the table fills the width and folds long values; on a wide console
+    # (a file or a pipe) it keeps each value whole on its line.
+    wide = console.width > 200
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=not wide, show_edge=False)
+    table.add_column("attestation", overflow="fold", ratio=None if wide else 5)
+    table.add_column("signature", overflow="fold", width=None if wide else 16)
+    table.add_column("log", width=None if wide else 15, no_wrap=True)
+    table.add_column("result", overflow="fold", ratio=None if wide else 3, min_width=8)
     for att in platform.attestations:
         table.add_row(*_attestation_row(att))
     if not platform.attestations:

@@ -94,11 +94,15 @@ class TrustStore:
         """The keys pinned for ``role``."""
         return [k for k in self.keys() if k.role == role]
 
-    def add(self, pem: bytes, *, role: str, name: str | None = None) -> PinnedKey:
-        """Pin a key for a role.
+    def add(self, pem: bytes, *, role: str, name: str | None = None) -> tuple[PinnedKey, bool]:
+        """Pin a key for a role; pinning the same key for the same role again is a no-op
+        (provisioning scripts can run twice).
+
+        Returns:
+            The pinned key, and whether it was added now (False: it already was).
 
         Raises:
-            UsageError: unknown role, or the key is already pinned (under any role).
+            UsageError: unknown role, or the key is pinned under the other role.
             TrustMaterialError: not a PEM public key.
         """
         if role not in ROLES:
@@ -106,6 +110,8 @@ class TrustStore:
         key = load_pem(pem)
         keys = self.keys()
         for k in keys:
+            if k.key_id == key.key_id and k.role == role:
+                return k, False
             if k.key_id == key.key_id:
                 raise UsageError(
                     f"key {key.key_id[:16]} is already pinned as {k.role} ({k.name}); "
@@ -118,20 +124,26 @@ class TrustStore:
             added=format_rfc3339(datetime.now(UTC).replace(microsecond=0)),
         )
         self._write([*keys, pinned])
-        return pinned
+        return pinned, True
 
-    def remove(self, key_id_prefix: str) -> PinnedKey:
-        """Unpin the key whose id starts with ``key_id_prefix`` (at least 8 hex digits).
+    def remove(self, which: str) -> PinnedKey:
+        """Unpin the key named ``which``, or whose id starts with ``which`` (at least 8
+        hex digits).
 
         Raises:
             UsageError: no key, or more than one, matches.
         """
-        if len(key_id_prefix) < 8:
-            raise UsageError("give at least 8 hex digits of the key id")
         keys = self.keys()
-        matches = [k for k in keys if k.key_id.startswith(key_id_prefix.lower())]
+        matches = [k for k in keys if k.name == which]
+        if not matches and len(which) < 8:
+            raise UsageError(
+                f"no pinned key is named {which!r}; give its name or at least 8 hex digits "
+                "of its id ('dhi-offline trust list')"
+            )
+        if not matches:
+            matches = [k for k in keys if k.key_id.startswith(which.lower())]
         if len(matches) != 1:
-            raise UsageError(f"{len(matches)} pinned keys match {key_id_prefix!r}")
+            raise UsageError(f"{len(matches)} pinned keys match {which!r}")
         self._write([k for k in keys if k is not matches[0]])
         return matches[0]
 

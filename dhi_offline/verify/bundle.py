@@ -277,6 +277,7 @@ def _verify_bundle_file(
             completions[(c.log_id, c.log_index)] = opened.read_bytes(c.path)
     ptrust = PublisherTrust(keyring=publishers, trusted_root=trusted_root)
     all_violations: list[Violation] = []
+    notes: list[str] = []
     results: dict[str, AttestationResult] = {}
     images: list[ImageView] = []
     claimed: set[str] = set()
@@ -307,6 +308,7 @@ def _verify_bundle_file(
                     completions=completions,
                     checks=checks,
                     violations=all_violations,
+                    notes=notes,
                     verified=results,
                     prepared=prefetch.lookup,
                 )
@@ -357,6 +359,7 @@ def _verify_bundle_file(
         bundle_flags=manifest.flags,
         unsafe=tuple(dict.fromkeys(unsafe)),
         tool_version=__version__,
+        notes=tuple(dict.fromkeys(notes)),
     )
     return VerifiedBundle(report=report, opened=opened, checkpoints=checkpoints, results=results)
 
@@ -545,6 +548,7 @@ def _platform(
     violations: list[Violation],
     verified: dict[str, AttestationResult],
     prepared: Prepared | None = None,
+    notes: list[str] | None = None,
 ) -> PlatformView:
     """Steps 6 and 7 for one platform."""
     views: list[AttestationView] = []
@@ -643,6 +647,8 @@ def _platform(
             at=options.at,
         )
         violations.extend(outcome.violations)
+        if notes is not None:
+            notes.extend(outcome.notes)
     vulns = outcome.vulnerabilities if outcome else None
     return PlatformView(
         platform=label,

@@ -226,6 +226,8 @@ class PlatformOutcome:
 
     violations: list[Violation] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Information that is not a problem (see ``TestSummary.notes``)."""
     tests: dict[str, int] | None = None
     vulnerabilities: VulnerabilityCounts | None = None
 
@@ -261,6 +263,7 @@ def evaluate_platform(
                 violate(TESTS_PREDICATE, "tests passed", f"unreadable test report: {err.message}")
                 continue
             out.warnings.extend(summary.warnings)
+            out.notes.extend(summary.notes)
             for k in totals:
                 totals[k] += getattr(summary, k)
             if policy.require_tests_passed and not summary.ok:

@@ -176,6 +176,9 @@ class VerificationReport:
     """Unsafe switches of this verification (``--trust-bundle-keys``, ``--allow-rollback``)."""
     tool_version: str
     receipt: dict[str, Any] | None = field(default=None)
+    notes: tuple[str, ...] = ()
+    """Information that is not a problem, once per report (e.g. the CTRF departures
+    Docker's documented test predicate makes)."""
 
     @property
     def verified(self) -> bool:
@@ -239,6 +242,7 @@ class VerificationReport:
             "checks": [c.to_json() for c in self.checks],
             "violations": [v.__dict__ for v in self.violations],
             "warnings": list(self.warnings),
+            "notes": list(self.notes),
             "receipt": self.receipt,
         }
 
@@ -326,6 +330,7 @@ class Refusal:
             ],
             "violations": [],
             "warnings": [],
+            "notes": [],
             "receipt": self.receipt,
         }
 
