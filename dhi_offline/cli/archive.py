@@ -13,17 +13,20 @@ from dhi_offline import __version__
 from dhi_offline.archive.store import Archive
 from dhi_offline.cli.options import (
     AtOpt,
+    ListFormat,
+    ListFormatOpt,
     PolicyOpt,
-    ReportFormat,
     TrustBundleKeysOpt,
     TrustedRootOpt,
     TrustExporterOpt,
     TrustOptions,
     TrustPublisherOpt,
+    hidden_json,
 )
 from dhi_offline.cli.output import HtmlTarget
 from dhi_offline.cli.state import default_data_dir
 from dhi_offline.cli.verify import host_run
+from dhi_offline.errors import ArchiveIntegrityError
 from dhi_offline.host import session
 from dhi_offline.report._common import headline
 from dhi_offline.report.archive_html import ArchivePage, render_archive_html
@@ -43,13 +46,14 @@ def _archive(path: Path | None) -> Archive:
 @app.command("list")
 def list_imports(
     archive_dir: ArchiveDirOpt = None,
-    output_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    output: ListFormatOpt = ListFormat.text,
+    as_json: hidden_json = False,
 ) -> None:
     """One line per attempt: index, time, verdict, bundle sha256 (chain checked)."""
     archive = _archive(archive_dir)
     with archive.lock(exclusive=False):
         lines = archive.history().lines
-    if output_json:
+    if as_json or output is ListFormat.json:
         typer.echo(json.dumps([line.raw for line in lines], indent=2, sort_keys=True))
         return
     for line in lines:
@@ -81,10 +85,28 @@ def verify_archive(
             "still hold that line, unchanged.",
         ),
     ] = None,
+    output: ListFormatOpt = ListFormat.text,
 ) -> None:
     """Check the log's hash chain, every receipt and kept bundle, files the log does not
     name, and the head. Exit 1 when anything was changed, 2 when there is no archive."""
-    check = _archive(archive_dir).verify(expect_head=expect_head)
+    archive = _archive(archive_dir)
+    try:
+        check = archive.verify(expect_head=expect_head)
+    except ArchiveIntegrityError as e:
+        if output is ListFormat.json:
+            typer.echo(json.dumps({"intact": False, "problem": e.one_line()}, indent=2))
+        raise
+    if output is ListFormat.json:
+        doc = {
+            "intact": True,
+            "attempts": check.count,
+            "head": check.head,
+            "bundles": check.bundles,
+            "quarantined": check.quarantined,
+            "expectedHeadMatched": True if expect_head else None,
+        }
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return
     typer.echo(
         f"archive intact: {check.count} attempt(s), chain, receipts and "
         f"{check.bundles + check.quarantined} kept bundle(s) verified; head {check.head}"
@@ -146,9 +168,7 @@ def reverify(
     trusted_root: TrustedRootOpt = None,
     trust_bundle_keys: TrustBundleKeysOpt = False,
     policy: PolicyOpt = "dhi-default",
-    output: Annotated[
-        ReportFormat, typer.Option("--format", help="text or json.")
-    ] = ReportFormat.text,
+    output: ListFormatOpt = ListFormat.text,
 ) -> None:
     """Re-run the full plan on archived bundles with the trust pinned now, and report
     drift from what was recorded: a key since distrusted, a policy that now fails, a
@@ -157,7 +177,7 @@ def reverify(
     trust = TrustOptions.of(trust_exporter, trust_publisher, trusted_root, trust_bundle_keys)
     run = host_run(trust, policy=policy, at=at)
     results = session.reverify(archive, which, run, at_receipt=not (at_now or at is not None))
-    if output is ReportFormat.json:
+    if output is ListFormat.json:
         typer.echo(json.dumps([r.to_json() for r in results], indent=2, sort_keys=True))
     else:
         for r in results:

@@ -9,7 +9,6 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -19,12 +18,15 @@ from dhi_offline.archive.store import Archive
 from dhi_offline.cli.options import (
     AtOpt,
     BundleArg,
+    ListFormat,
+    ListFormatOpt,
     PlatformOpt,
     TrustBundleKeysOpt,
     TrustedRootOpt,
     TrustExporterOpt,
     TrustOptions,
     TrustPublisherOpt,
+    hidden_json,
 )
 from dhi_offline.cli.state import default_data_dir
 from dhi_offline.cli.verify import host_run
@@ -32,14 +34,8 @@ from dhi_offline.errors import UsageError
 from dhi_offline.host import session
 from dhi_offline.verify.attestation import AttestationResult
 from dhi_offline.verify.bundle import VerifiedBundle
-
-
-class ListFormat(StrEnum):
-    """Output formats of ``attest list``."""
-
-    text = "text"
-    json = "json"
-
+from dhi_offline.verify.policy import ALIASES
+from dhi_offline.verify.result import ImageView
 
 app = typer.Typer(help="List and read verified attestations of a bundle.", no_args_is_help=True)
 
@@ -65,12 +61,31 @@ def _names(image: str, reference: str, digest: str) -> bool:
     return image in (reference, digest) or reference.endswith(f"/{image}")
 
 
-def _select(verified: VerifiedBundle, image: str, platform: str | None) -> list[AttestationResult]:
-    """Verified attestations of IMAGE (reference, or index/manifest digest) and platform."""
+def _images(verified: VerifiedBundle, image: str) -> list[ImageView]:
     images = [i for i in verified.report.images if _names(image, i.reference, i.digest)]
     if not images:
         known = ", ".join(i.reference for i in verified.report.images)
         raise UsageError(f"image {image!r} is not in the bundle (it has: {known})")
+    return images
+
+
+def _check_platform(images: list[ImageView], image: str, platform: str | None) -> None:
+    if platform is None:
+        return
+    names = sorted({p.platform for i in images for p in i.platforms})
+    if platform not in names:
+        close = [n for n in names if n.split("/")[1:2] == [platform] or n.endswith("/" + platform)]
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise UsageError(
+            f"platform {platform} is not in the bundle for {image} "
+            f"(it has: {', '.join(names) or 'none'}){hint}"
+        )
+
+
+def _select(verified: VerifiedBundle, image: str, platform: str | None) -> list[AttestationResult]:
+    """Verified attestations of IMAGE (reference, or index/manifest digest) and platform."""
+    images = _images(verified, image)
+    _check_platform(images, image, platform)
     out: list[AttestationResult] = []
     for img in images:
         for plat in img.platforms:
@@ -81,63 +96,86 @@ def _select(verified: VerifiedBundle, image: str, platform: str | None) -> list[
                 for a in plat.attestations
                 if a.verified and a.id in verified.results
             )
-    if (
-        platform is not None
-        and not out
-        and not any(p.platform == platform for i in images for p in i.platforms)
-    ):
-        raise UsageError(f"platform {platform} is not in the bundle for {image}")
     return out
+
+
+def _predicate_matches(wanted: str, predicate_type: str) -> bool:
+    """``wanted`` is the URI, or an alias policies accept (tests, sbom, provenance, ...)."""
+    test = ALIASES.get(wanted)
+    return test(predicate_type) if test is not None else predicate_type == wanted
 
 
 @app.command("list")
 def list_attestations(
     bundle: BundleArg,
-    image: Annotated[str, typer.Argument(help="Image reference as exported, or its digest.")],
+    image: Annotated[
+        str, typer.Argument(metavar="IMAGE", help="Image reference as exported, or its digest.")
+    ],
     platform: PlatformOpt = None,
-    output: Annotated[ListFormat, typer.Option("--format", help="text or json.")] = ListFormat.text,
+    output: ListFormatOpt = ListFormat.text,
+    as_json: hidden_json = False,
     trust_exporter: TrustExporterOpt = None,
     trust_publisher: TrustPublisherOpt = None,
     trusted_root: TrustedRootOpt = None,
     trust_bundle_keys: TrustBundleKeysOpt = False,
     at: AtOpt = None,
 ) -> None:
-    """List the verified attestations of an image (predicate type, platform, signer, log)."""
+    """List every attestation of an image with its verification state (predicate type,
+    platform, signer, log, and why one failed). Exit 1 when any failed."""
     workdir = Path(tempfile.mkdtemp(prefix="dhi-offline-"))
     try:
         trust = TrustOptions.of(trust_exporter, trust_publisher, trusted_root, trust_bundle_keys)
         verified = _verified(bundle, trust, at, workdir)
-        results = _select(verified, image, platform)
+        images = _images(verified, image)
+        _check_platform(images, image, platform)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     rows = [
         {
-            "predicateType": r.predicate_type,
-            "platform": r.record.platform,
-            "subject": r.record.subject,
-            "layout": r.record.layout,
-            "signer": r.signer,
-            "keyId": r.key_id,
-            "tlog": r.tlog_status,
-            "id": r.record.id,
+            "predicateType": a.predicate_type,
+            "platform": p.platform,
+            "subject": p.digest,
+            "layout": a.layout,
+            "verified": a.verified,
+            "problem": a.problem,
+            "signer": a.signer,
+            "keyId": a.key_id,
+            "tlog": a.tlog_status,
+            "id": a.id,
         }
-        for r in results
+        for img in images
+        for p in img.platforms
+        if platform is None or p.platform == platform
+        for a in p.attestations
     ]
-    if output is ListFormat.json:
+    if as_json or output is ListFormat.json:
         typer.echo(json.dumps(rows, indent=2, sort_keys=True))
-        return
-    for row in rows:
-        typer.echo(
-            f"{row['platform'] or '-':<14} {row['predicateType']:<46} "
-            f"{row['signer']:<10} {row['tlog']}"
-        )
+    else:
+        for row in rows:
+            state = "verified" if row["verified"] else f"FAILED: {row['problem']}"
+            signer = row["signer"] or "-"
+            typer.echo(
+                f"{row['platform'] or '-':<14} {row['predicateType']:<46} {signer:<10} "
+                f"{row['tlog']:<15} {state}"
+            )
+    if any(not row["verified"] for row in rows):
+        raise typer.Exit(1)
 
 
 @app.command("get")
 def get(
     bundle: BundleArg,
-    image: Annotated[str, typer.Argument(help="Image reference as exported, or its digest.")],
-    predicate_type: Annotated[str, typer.Option("--predicate-type", help="Predicate type URI.")],
+    image: Annotated[
+        str, typer.Argument(metavar="IMAGE", help="Image reference as exported, or its digest.")
+    ],
+    predicate_type: Annotated[
+        str,
+        typer.Option(
+            "--predicate-type",
+            metavar="URI|ALIAS",
+            help="Predicate type URI, or an alias: tests, sbom, provenance, vex, vulnerabilities.",
+        ),
+    ],
     platform: PlatformOpt = None,
     predicate: Annotated[
         bool, typer.Option("--predicate", help="Print the predicate only, without the statement.")
@@ -159,13 +197,15 @@ def get(
             at,
             workdir,
             keep=lambda reference, r: (
-                r.predicate_type == predicate_type
+                _predicate_matches(predicate_type, r.predicate_type)
                 and _names(image, reference, r.record.image)
                 and (platform is None or r.record.platform == platform)
             ),
         )
         results = [
-            r for r in _select(verified, image, platform) if r.predicate_type == predicate_type
+            r
+            for r in _select(verified, image, platform)
+            if _predicate_matches(predicate_type, r.predicate_type)
         ]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -175,7 +215,8 @@ def get(
             + (f" {platform}" if platform else "")
         )
     if len({r.record.subject for r in results}) > 1:
-        raise UsageError("the image has several platforms: choose one with --platform")
+        names = ", ".join(sorted({r.record.platform or "-" for r in results}))
+        raise UsageError(f"the image has several platforms ({names}): choose one with --platform")
     for r in results:
         doc = r.statement.predicate if predicate else json.loads(r.statement.raw)
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))

@@ -34,7 +34,7 @@ from dhi_offline.errors import UsageError
 from dhi_offline.export.run import MAX_JOBS, ExportConfig, ExportResult, ImageRequest, run_export
 from dhi_offline.oci.client import RegistryClient, RetryPolicy
 from dhi_offline.oci.mediatypes import Platform
-from dhi_offline.oci.reference import Reference, parse_reference
+from dhi_offline.oci.reference import LayoutReference, Reference, parse_reference
 from dhi_offline.oci.source import RegistrySource, open_source
 from dhi_offline.report._common import clean
 from dhi_offline.tlog.rekor_client import RekorClient
@@ -191,6 +191,14 @@ def export(
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="Output format.")
     ] = OutputFormat.text,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            metavar="REF",
+            help="The real name (registry/repo:tag) to record for the one OCI layout image.",
+        ),
+    ] = None,
 ) -> None:
     """Collect images, attestations, log proofs and keys into one signed bundle.
 
@@ -225,6 +233,12 @@ def export(
         remember_referrers_api=True,
     )
     requests: list[ImageRequest] = []
+    layouts = [t for t in images if isinstance(parse_reference(t), LayoutReference)]
+    if name is not None:
+        if len(layouts) != 1:
+            raise UsageError("--name names the one OCI layout image of the export")
+        if not isinstance(parse_reference(name), Reference):
+            raise UsageError(f"--name {name!r} must be a registry reference (host/repo:tag)")
     for text in images:
         ref = parse_reference(text)
         source, what = open_source(ref, client)
@@ -241,7 +255,8 @@ def export(
                 att_sources.append(RegistrySource(client, att_ref))
         elif attestations_from:
             raise UsageError("--attestations-from applies to registry images, not oci-layout:")
-        requests.append(ImageRequest(str(ref), what, source, tuple(att_sources)))
+        recorded = name if name is not None and isinstance(ref, LayoutReference) else str(ref)
+        requests.append(ImageRequest(recorded, what, source, tuple(att_sources)))
     now = datetime.now(UTC).replace(microsecond=0)
     epoch = source_date_epoch_from_env()
     if epoch is not None:

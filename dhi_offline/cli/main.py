@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "attest": ("attest", "app", True),
     "trust": ("trust", "app", True),
     "archive": ("archive", "app", True),
+    "policy": ("policy", "app", True),
     "keys": ("export", "keys_app", True),
     "sigstore": ("sigstore", "app", True),
     "demo": ("demo", "demo", False),
@@ -239,16 +240,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         state.configure(config=None, system=False)
         set_color("auto")
     return 0
-
-
-def run() -> None:
-    """Console-script entry point."""
-    try:
-        code = main()
-        sys.stdout.flush()
-    except KeyboardInterrupt:
-        print("dhi-offline: interrupted", file=sys.stderr)
-        code = EXIT_INTERRUPTED
-    except BrokenPipeError:
-        code = _stdout_closed()
-    sys.exit(code)

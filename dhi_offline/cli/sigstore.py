@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +11,7 @@ from typing import Annotated
 import typer
 
 from dhi_offline.cli.inputs import load_artifact, load_bundle_file, load_key_file, load_trusted_root
-from dhi_offline.errors import UsageError
+from dhi_offline.errors import UsageError, VerificationError
 from dhi_offline.verify.sigstore import KeylessPolicy, VerifiedBundle, verify_sigstore_bundle
 
 app = typer.Typer(help="Verify single sigstore bundles offline (sigstore-conformance protocol).")
@@ -37,6 +38,17 @@ def verify_bundle(
     certificate_oidc_issuer: Annotated[
         str | None, typer.Option(help="Expected OIDC issuer of a keyless signer.")
     ] = None,
+    certificate_identity_regexp: Annotated[
+        str | None,
+        typer.Option(
+            metavar="REGEXP",
+            help="Regular expression the identity (SAN) must match whole (as cosign).",
+        ),
+    ] = None,
+    certificate_oidc_issuer_regexp: Annotated[
+        str | None,
+        typer.Option(metavar="REGEXP", help="Regular expression the OIDC issuer must match whole."),
+    ] = None,
     key: Annotated[
         Path | None, typer.Option("--key", help="PEM public key of a key-signed bundle.")
     ] = None,
@@ -54,17 +66,35 @@ def verify_bundle(
 
     Exit 0 when it verifies, 1 when it does not, 2 for unusable input.
     """
-    if key is not None and (certificate_identity or certificate_oidc_issuer):
+    identity_given = certificate_identity or certificate_identity_regexp
+    issuer_given = certificate_oidc_issuer or certificate_oidc_issuer_regexp
+    if key is not None and (identity_given or issuer_given):
+        raise UsageError("--key cannot be combined with the --certificate-* options")
+    if certificate_identity and certificate_identity_regexp:
+        raise UsageError("give --certificate-identity or --certificate-identity-regexp, not both")
+    if certificate_oidc_issuer and certificate_oidc_issuer_regexp:
         raise UsageError(
-            "--key cannot be combined with --certificate-identity/--certificate-oidc-issuer"
+            "give --certificate-oidc-issuer or --certificate-oidc-issuer-regexp, not both"
         )
     policy: KeylessPolicy | None = None
     if key is None:
-        if not (certificate_identity and certificate_oidc_issuer):
+        if not (identity_given and issuer_given):
             raise UsageError(
-                "give --key, or both --certificate-identity and --certificate-oidc-issuer"
+                "give --key, or an identity (--certificate-identity[-regexp]) and an issuer "
+                "(--certificate-oidc-issuer[-regexp])"
             )
-        policy = KeylessPolicy(identity=certificate_identity, issuer=certificate_oidc_issuer)
+        for pattern in (certificate_identity_regexp, certificate_oidc_issuer_regexp):
+            if pattern is not None:
+                try:
+                    re.compile(pattern)
+                except re.error as e:
+                    raise UsageError(f"{pattern!r} is not a regular expression: {e}") from e
+        policy = KeylessPolicy(
+            identity=certificate_identity,
+            issuer=certificate_oidc_issuer,
+            identity_regexp=certificate_identity_regexp,
+            issuer_regexp=certificate_oidc_issuer_regexp,
+        )
     if staging and trusted_root is not None:
         raise UsageError("--staging and --trusted-root are alternatives")
 
@@ -72,9 +102,21 @@ def verify_bundle(
     public_key = load_key_file(key) if key is not None else None
     parsed = load_bundle_file(bundle)
     subject = load_artifact(artifact)
-    result = verify_sigstore_bundle(
-        parsed, artifact=subject, trusted_root=root, key=public_key, policy=policy
-    )
+    try:
+        result = verify_sigstore_bundle(
+            parsed, artifact=subject, trusted_root=root, key=public_key, policy=policy
+        )
+    except VerificationError as e:
+        if output is OutputFormat.json:
+            # A script reading JSON gets a document on failure too; stderr keeps the line.
+            doc = {
+                "verified": False,
+                "artifact": subject.digest,
+                "step": e.step,
+                "reason": " ".join(e.message.split()),
+            }
+            typer.echo(json.dumps(doc, indent=2))
+        raise
     _render(result, subject.digest, output)
 
 

@@ -57,6 +57,7 @@ def host_run(
     keep_statements: bool | Callable[[str, AttestationResult], bool] = False,
 ) -> HostRun:
     """The trust, policy and clock of one command, from its options."""
+    parsed_policy = load_policy(policy) if policy is not None else None  # a typo first
     return HostRun(
         trust=build_trust(
             config_dir=default_config_dir(),
@@ -65,7 +66,7 @@ def host_run(
             trusted_root=trust.trusted_root,
             trust_bundle_keys=trust.trust_bundle_keys,
         ),
-        policy=load_policy(policy) if policy is not None else None,
+        policy=parsed_policy,
         time=ReferenceTime.parse(at),
         allow_rollback=allow_rollback,
         keep_statements=keep_statements,

@@ -15,6 +15,7 @@ The checks follow sigstore-python's ``Verifier`` (``_verify_chain_at_time``,
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 import threading
 from collections.abc import Sequence
@@ -601,11 +602,20 @@ def certificate_identity(leaf: x509.Certificate) -> CertificateIdentity:
     return CertificateIdentity(sans=tuple(sans), issuer=_oidc_issuer(leaf))
 
 
-def check_identity(leaf: x509.Certificate, *, identity: str, issuer: str) -> CertificateIdentity:
+def check_identity(
+    leaf: x509.Certificate,
+    *,
+    identity: str | None,
+    issuer: str | None,
+    identity_regexp: str | None = None,
+    issuer_regexp: str | None = None,
+) -> CertificateIdentity:
     """Require the certificate to name ``identity`` among its SANs and ``issuer``.
 
-    Both comparisons are exact string equality, as sigstore-python's ``Identity``
-    policy does.
+    Exact values are compared for string equality, as sigstore-python's ``Identity``
+    policy does; a regular expression must match the whole value (``re.fullmatch``,
+    as cosign's ``--certificate-identity-regexp``), so ``a.*`` does not match a SAN
+    that merely contains an ``a``. One of each pair must be given.
 
     Returns:
         The certificate's identity.
@@ -614,11 +624,22 @@ def check_identity(leaf: x509.Certificate, *, identity: str, issuer: str) -> Cer
         IdentityError: the issuer or the identity differs, naming what was found.
     """
     found = certificate_identity(leaf)
-    if found.issuer != issuer:
+    if issuer_regexp is not None:
+        if not re.fullmatch(issuer_regexp, found.issuer or ""):
+            raise IdentityError(
+                f"certificate OIDC issuer is {found.issuer!r}, which does not match "
+                f"{issuer_regexp!r}"
+            )
+    elif found.issuer != issuer:
         raise IdentityError(f"certificate OIDC issuer is {found.issuer!r}, expected {issuer!r}")
-    if identity not in found.sans:
+    if identity_regexp is not None:
+        matched = any(re.fullmatch(identity_regexp, s) for s in found.sans)
+    else:
+        matched = identity in found.sans
+    if not matched:
         shown = ", ".join(repr(s) for s in found.sans) or "none"
+        wanted = f"a match of {identity_regexp!r}" if identity_regexp else repr(identity)
         raise IdentityError(
-            f"certificate identity does not match: expected {identity!r}, found {shown}"
+            f"certificate identity does not match: expected {wanted}, found {shown}"
         )
     return found

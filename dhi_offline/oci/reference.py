@@ -31,6 +31,8 @@ LEGACY_DEFAULT_REGISTRY = "index.docker.io"
 OFFICIAL_REPO_PREFIX = "library/"
 DEFAULT_TAG = "latest"
 LAYOUT_PREFIX = "oci-layout:"
+SKOPEO_LAYOUT_PREFIX = "oci:"
+_PORT_PATH = re.compile(r"\d+(/|$)")
 NAME_TOTAL_LENGTH_MAX = 255
 
 # distribution/reference grammar (regexp.go), written out here.
@@ -161,12 +163,16 @@ def parse_reference(text: str) -> Reference | LayoutReference:
         UsageError: the reference is malformed; the message quotes it.
     """
     if text.startswith(LAYOUT_PREFIX):
-        return _parse_layout(text)
+        return _parse_layout(text, LAYOUT_PREFIX)
+    if text.startswith(SKOPEO_LAYOUT_PREFIX) and not _PORT_PATH.match(text, 4):
+        # skopeo's and podman's transport name for the same thing (``oci:DIR:TAG``);
+        # ``oci:5000/ns/app`` stays a registry host named "oci" with a port.
+        return _parse_layout(text, SKOPEO_LAYOUT_PREFIX)
     return _parse_registry(text)
 
 
-def _parse_layout(text: str) -> LayoutReference:
-    rest = text[len(LAYOUT_PREFIX) :]
+def _parse_layout(text: str, prefix: str) -> LayoutReference:
+    rest = text[len(prefix) :]
     tag: str | None = None
     digest: str | None = None
     if "@" in rest:

@@ -128,12 +128,25 @@ def load_policy(name_or_path: str) -> Policy:
         UsageError: the policy is malformed.
     """
     if name_or_path in BUILTIN_POLICIES:
-        data = (
-            resources.files("dhi_offline") / "data" / "policies" / f"{name_or_path}.toml"
-        ).read_bytes()
-        return parse_policy(data, source=name_or_path)
+        return parse_policy(builtin_policy_text(name_or_path), source=name_or_path)
     path = Path(name_or_path)
+    if not path.exists() and "/" not in name_or_path and not name_or_path.endswith(".toml"):
+        raise UsageError(
+            f"no built-in policy {name_or_path!r} and no such file (built-in: "
+            f"{', '.join(BUILTIN_POLICIES)}; 'dhi-offline policy show NAME' prints one)"
+        )
     return parse_policy(read_file(path, what="policy", limit=1024 * 1024), source=str(path))
+
+
+def builtin_policy_text(name: str) -> bytes:
+    """The TOML of a built-in policy, as shipped.
+
+    Raises:
+        UsageError: no built-in policy has that name.
+    """
+    if name not in BUILTIN_POLICIES:
+        raise UsageError(f"no built-in policy {name!r} (built-in: {', '.join(BUILTIN_POLICIES)})")
+    return (resources.files("dhi_offline") / "data" / "policies" / f"{name}.toml").read_bytes()
 
 
 def parse_policy(data: bytes, *, source: str = "policy") -> Policy:

@@ -94,8 +94,12 @@ class Artifact:
 class KeylessPolicy:
     """The certificate identity (SAN) and OIDC issuer a keyless signer must have."""
 
-    identity: str
-    issuer: str
+    identity: str | None
+    issuer: str | None
+    identity_regexp: str | None = None
+    """Full-match regular expression for the SAN (cosign ``--certificate-identity-regexp``)."""
+    issuer_regexp: str | None = None
+    """Full-match regular expression for the issuer (``--certificate-oidc-issuer-regexp``)."""
 
 
 @dataclass(frozen=True)
@@ -224,8 +228,14 @@ def verify_sigstore_bundle(
         if len(chain) < 2:
             raise MalformedEvidenceError("certificate chain has no issuer")
         verify_embedded_scts(leaf, chain[1], trusted_root)
-        identity = check_identity(leaf, identity=policy.identity, issuer=policy.issuer)
-        signer = policy.identity
+        identity = check_identity(
+            leaf,
+            identity=policy.identity,
+            issuer=policy.issuer,
+            identity_regexp=policy.identity_regexp,
+            issuer_regexp=policy.issuer_regexp,
+        )
+        signer = policy.identity or (identity.sans[0] if identity.sans else "")
 
     # (6): the result.
     return VerifiedBundle(

@@ -249,3 +249,147 @@ def test_help_at_80_columns_has_no_python_types_or_broken_words(
             assert len(line) <= 80 or " " not in line.strip(), (path, line)
             # A wrap never ends a line inside a hyphenated word.
             assert not line.rstrip().endswith("-") or line.strip().startswith("-"), (path, line)
+
+
+# -- 2. one format switch, JSON on failure too ---------------------------------------------------
+
+
+def test_archive_json_on_success_and_failure(site: Path) -> None:
+    archive = str(site / "a")
+    bundle = str(site / "good.dhi.tar.zst")
+    assert run(["import", bundle, *trust_argv(site), "--archive", archive])[0] == 0
+    code, out, _ = run(["archive", "list", "--archive", archive, "--format", "json"])
+    assert code == 0 and json.loads(out)[0]["verdict"] == "PASS"
+    code, out, _ = run(["archive", "verify", "--archive", archive, "--format", "json"])
+    doc = json.loads(out)
+    assert code == 0 and doc["intact"] is True and doc["attempts"] == 1
+    (site / "a" / "log.jsonl").write_text(
+        (site / "a" / "log.jsonl").read_text().replace("PASS", "FAIL")
+    )
+    code, out, err = run(["archive", "verify", "--archive", archive, "--format", "json"])
+    assert code == 1 and json.loads(out)["intact"] is False and err.count("\n") == 1
+
+
+def test_verify_bundle_json_on_failure(tmp_path: Path) -> None:
+    from tests.conftest import CONFORMANCE
+    from tests.verify.test_conformance import conformance_argv
+
+    argv = conformance_argv(CONFORMANCE / "signature-mismatch_fail")
+    code, out, err = run([*argv[:-1], "--format", "json", argv[-1]])
+    doc = json.loads(out)
+    assert code == 1 and doc["verified"] is False and doc["step"] == "signature"
+    assert err.startswith("dhi-offline: verification failed: signature: ")
+
+
+# -- 6. cosign's identity regular expressions (full match) ----------------------------------
+
+
+def test_certificate_identity_regexp_is_a_full_match() -> None:
+    import re
+
+    from tests.conftest import CONFORMANCE, DEFAULT_IDENTITY, DEFAULT_ISSUER
+    from tests.verify.test_conformance import CASES, conformance_argv
+
+    name = next(
+        c
+        for c in CASES
+        if not c.endswith("_fail")
+        and not (CONFORMANCE / c / "key.pub").exists()
+        and not (CONFORMANCE / c / "identity").exists()
+    )
+    argv = conformance_argv(CONFORMANCE / name)
+    i = argv.index("--certificate-identity")
+    j = argv.index("--certificate-oidc-issuer")
+    base = [a for k, a in enumerate(argv) if k not in (i, i + 1, j, j + 1)]
+
+    def verify(identity: str, issuer: str) -> tuple[int, str, str]:
+        opts = ["--certificate-identity-regexp", identity]
+        opts += ["--certificate-oidc-issuer-regexp", issuer]
+        return run([*base[:-1], *opts, base[-1]])
+
+    assert verify(re.escape(DEFAULT_IDENTITY), re.escape(DEFAULT_ISSUER))[0] == 0, name
+    assert verify(".*" + re.escape(DEFAULT_IDENTITY[-12:]), "https://.*")[0] == 0
+    code, _, err = verify(re.escape(DEFAULT_IDENTITY[:12]), re.escape(DEFAULT_ISSUER))
+    assert code == 1 and "identity: certificate identity does not match" in err
+    code, _, err = verify(re.escape(DEFAULT_IDENTITY), re.escape(DEFAULT_ISSUER[:10]))
+    assert code == 1 and "does not match" in err
+    code, _, err = verify("(", "x")
+    assert code == 2 and "not a regular expression" in err
+
+
+# -- 5. diagnostics that lead to the fix -------------------------------------------------------
+
+
+def _image_digest(bundle: Path) -> str:
+    doc = json.loads(run(["inspect", str(bundle), "--format", "json"])[1])
+    return str(doc["images"][0]["digest"])
+
+
+def test_attest_list_with_the_publisher_unpinned_says_why_and_exits_1(site: Path) -> None:
+    bundle = site / "good.dhi.tar.zst"
+    image = _image_digest(bundle)
+    only_exporter = ["--trust-exporter", str(site / "exporter.pub")]
+    code, out, _ = run(["attest", "list", str(bundle), image, *only_exporter])
+    lines = out.splitlines()
+    assert code == 1 and len(lines) == 10
+    assert all("FAILED: " in ln and "pinned publisher key" in ln for ln in lines)
+    code, out, _ = run(["attest", "list", str(bundle), image, *only_exporter, "--format", "json"])
+    rows = json.loads(out)
+    assert code == 1 and {r["verified"] for r in rows} == {False} and rows[0]["problem"]
+    code, out, _ = run(["attest", "list", str(bundle), image, *trust_argv(site)])
+    assert code == 0 and all(ln.endswith("verified") for ln in out.splitlines())
+
+
+def test_attest_get_lists_platforms_accepts_aliases_and_suggests(site: Path) -> None:
+    bundle = str(site / "good.dhi.tar.zst")
+    image = _image_digest(site / "good.dhi.tar.zst")
+    base = ["attest", "get", bundle, image, *trust_argv(site)]
+    code, _, err = run([*base, "--predicate-type", "tests"])
+    assert code == 2 and "several platforms (linux/amd64, linux/arm64)" in err
+    code, out, _ = run([*base, "--predicate-type", "tests", "--platform", "linux/amd64"])
+    assert code == 0 and json.loads(out)["predicateType"] == "https://scout.docker.com/tests/v0.1"
+    code, _, err = run([*base, "--predicate-type", "tests", "--platform", "amd64"])
+    assert code == 2 and "did you mean linux/amd64?" in err
+
+
+def test_policy_show_round_trips_and_typos_list_the_builtins(site: Path) -> None:
+    code, out, _ = run(["policy", "show", "dhi-default"])
+    assert code == 0 and "[attestations]" in out
+    (site / "copy.toml").write_text(out)
+    bundle = str(site / "good.dhi.tar.zst")
+    code, out, _ = run(
+        [
+            "verify",
+            bundle,
+            *trust_argv(site),
+            "--policy",
+            str(site / "copy.toml"),
+            "--format",
+            "json",
+        ]
+    )
+    assert code == 0 and json.loads(out)["policy"]["rules"]
+    code, _, err = run(["verify", bundle, *trust_argv(site), "--policy", "dhi-defualt"])
+    assert code == 2 and "built-in: dhi-default" in err
+    code, out, _ = run(["policy", "list"])
+    assert code == 0 and out.startswith("dhi-default: ")
+
+
+def test_skopeo_style_oci_source_with_its_real_name(site: Path) -> None:
+    argv = export_argv(site, "named.dhi.tar.zst")
+    i = next(k for k, a in enumerate(argv) if a.startswith("oci-layout:"))
+    argv[i] = "oci:" + argv[i].removeprefix("oci-layout:")
+    code, _, err = run([*argv, "--name", "registry.site/dhi/python:3.13"])
+    assert code == 0, err
+    doc = json.loads(run(["inspect", str(site / "named.dhi.tar.zst"), "--format", "json"])[1])
+    assert doc["images"][0]["reference"] == "registry.site/dhi/python:3.13"
+    code, _, err = run([*argv, "--name", "oci:/x"])
+    assert code == 2 and "--name" in err
+
+
+def test_oci_with_a_port_is_still_a_registry() -> None:
+    from dhi_offline.oci.reference import LayoutReference, Reference, parse_reference
+
+    assert isinstance(parse_reference("oci:5000/ns/app:1"), Reference)
+    assert isinstance(parse_reference("oci:/srv/layout:1"), LayoutReference)
+    assert isinstance(parse_reference("oci:layout"), LayoutReference)
