@@ -14,6 +14,7 @@ import typer
 
 from dhi_offline.cli.options import ListFormat, ListFormatOpt, hidden_json
 from dhi_offline.cli.state import default_config_dir
+from dhi_offline.errors import UsageError
 from dhi_offline.host.trust import public_key_from_file
 from dhi_offline.trust.keyring import shipped_dhi_keyring
 from dhi_offline.trust.store import TrustStore
@@ -57,7 +58,13 @@ def list_keys(output: ListFormatOpt = ListFormat.text, as_json: hidden_json = Fa
         doc = {
             "pinned": [{k: v for k, v in p.to_json().items() if k != "pem"} for p in keys],
             "shipped": [
-                {"name": e.name, "keyId": e.key_id, "role": "publisher", "status": e.status}
+                {
+                    "name": e.name,
+                    "keyId": e.key_id,
+                    "role": "publisher",
+                    "status": e.status,
+                    "distrusted": e.key_id in _store().distrusted(),
+                }
                 for e in shipped.entries
             ],
         }
@@ -65,8 +72,10 @@ def list_keys(output: ListFormatOpt = ListFormat.text, as_json: hidden_json = Fa
         return
     for p in keys:
         typer.echo(f"{p.role:<10} {p.key_id}  {p.name}  (added {p.added})")
+    distrusted = _store().distrusted()
     for e in shipped.entries:
-        typer.echo(f"{'publisher':<10} {e.key_id}  {e.name}  (shipped, {e.status})")
+        state = "DISTRUSTED on this host" if e.key_id in distrusted else e.status
+        typer.echo(f"{'publisher':<10} {e.key_id}  {e.name}  (shipped, {state})")
 
 
 @app.command("remove")
@@ -82,3 +91,28 @@ def remove(
     """Unpin a key."""
     removed = _store().remove(which)
     typer.echo(f"removed {removed.role} key {removed.name} {removed.key_id}")
+
+
+@app.command("distrust")
+def distrust(
+    which: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME|KEYID", help="A shipped publisher key: its name, id or id prefix."
+        ),
+    ],
+) -> None:
+    """Stop trusting a publisher key shipped with the tool (e.g. after a key compromise);
+    every report then says so. Pinned keys are removed with 'trust remove'."""
+    matches = [
+        e
+        for e in shipped_dhi_keyring().entries
+        if which in (e.name, e.key_id) or (len(which) >= 8 and e.key_id.startswith(which))
+    ]
+    if len(matches) != 1:
+        names = ", ".join(f"{e.name} {e.key_id[:16]}" for e in shipped_dhi_keyring().entries)
+        raise UsageError(f"{which!r} names no single shipped key (shipped: {names})")
+    entry = matches[0]
+    added = _store().distrust(entry.key_id, entry.name)
+    state = "distrusted" if added else "already distrusted:"
+    typer.echo(f"{state} shipped publisher key {entry.name} {entry.key_id}")

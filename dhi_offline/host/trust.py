@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dhi_offline.errors import InputError, TrustMaterialError, UsageError
 from dhi_offline.files import read_file
-from dhi_offline.trust.keyring import KeyringEntry, keyring_from_json, shipped_dhi_keyring
+from dhi_offline.trust.keyring import Keyring, KeyringEntry, keyring_from_json, shipped_dhi_keyring
 from dhi_offline.trust.keys import PublicKey, load_pem
 from dhi_offline.trust.shipped import load_trusted_root
 from dhi_offline.trust.store import TrustStore
@@ -47,7 +47,11 @@ def build_trust(
             "no exporter key is trusted: pin one with "
             "'dhi-offline trust add KEY.pub --role exporter' or pass --trust-exporter KEY.pub"
         )
-    publishers = shipped_dhi_keyring()
+    shipped = shipped_dhi_keyring()
+    distrusted = store.distrusted()
+    publishers = Keyring(
+        shipped.name, tuple(e for e in shipped.entries if e.key_id not in distrusted)
+    )
     for pinned in store.by_role("publisher"):
         publishers = publishers.with_entry(KeyringEntry(pinned.name, pinned.key))
     for path in trust_publisher:
@@ -69,6 +73,7 @@ def build_trust(
         if trusted_root
         else "shipped Sigstore production root",
         trust_bundle_keys=trust_bundle_keys,
+        distrusted=tuple(f"{e.name} {e.key_id}" for e in shipped.entries if e.key_id in distrusted),
     )
 
 

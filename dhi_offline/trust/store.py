@@ -8,13 +8,18 @@ under both roles. The store is one JSON file, written atomically.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from dhi_offline.errors import TrustMaterialError, UsageError
+from dhi_offline.errors import InputError, TrustMaterialError, UsageError
 from dhi_offline.trust.keys import PublicKey, load_pem
 from dhi_offline.trust.timerange import format_rfc3339
 
@@ -59,20 +64,44 @@ class TrustStore:
         """The store file."""
         return self.directory / STORE_FILE
 
+    def _doc(self) -> dict[str, Any]:
+        try:
+            doc = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {"keys": [], "distrusted": []}
+        except (OSError, ValueError, RecursionError) as e:
+            raise TrustMaterialError(f"trust store {self.path} is unreadable: {e}") from e
+        if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
+            raise TrustMaterialError(f"trust store {self.path} is malformed")
+        distrusted = doc.setdefault("distrusted", [])
+        if not isinstance(distrusted, list) or not all(
+            isinstance(d, dict) and isinstance(d.get("keyId"), str) for d in distrusted
+        ):
+            raise TrustMaterialError(f"trust store {self.path}: malformed distrusted list")
+        return doc
+
+    def distrusted(self) -> dict[str, str]:
+        """Shipped keys distrusted on this host: key id -> when it was distrusted."""
+        return {str(d["keyId"]): str(d.get("added", "")) for d in self._doc()["distrusted"]}
+
+    def distrust(self, key_id: str, name: str) -> bool:
+        """Distrust a shipped key (``trust distrust``); False when it already was."""
+        with self._locked():
+            keys, current = self.keys(), self.distrusted()
+            if key_id in current:
+                return False
+            now = format_rfc3339(datetime.now(UTC).replace(microsecond=0))
+            entries = list(self._doc()["distrusted"])
+            self._write(keys, [*entries, {"keyId": key_id, "name": name, "added": now}])
+        return True
+
     def keys(self) -> list[PinnedKey]:
         """Every pinned key (empty when the store does not exist yet).
 
         Raises:
             TrustMaterialError: the store file is corrupt (never silently reset).
         """
-        try:
-            doc = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return []
-        except (OSError, ValueError, RecursionError) as e:
-            raise TrustMaterialError(f"trust store {self.path} is unreadable: {e}") from e
-        if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
-            raise TrustMaterialError(f"trust store {self.path} is malformed")
+        doc = self._doc()
         out: list[PinnedKey] = []
         for item in doc["keys"]:
             if not isinstance(item, dict) or item.get("role") not in ROLES:
@@ -108,6 +137,10 @@ class TrustStore:
         if role not in ROLES:
             raise UsageError(f"role must be exporter or publisher, not {role!r}")
         key = load_pem(pem)
+        with self._locked():
+            return self._add(key, role, name)
+
+    def _add(self, key: PublicKey, role: str, name: str | None) -> tuple[PinnedKey, bool]:
         keys = self.keys()
         for k in keys:
             if k.key_id == key.key_id and k.role == role:
@@ -123,7 +156,7 @@ class TrustStore:
             name=name or f"{role}-{key.key_id[:12]}",
             added=format_rfc3339(datetime.now(UTC).replace(microsecond=0)),
         )
-        self._write([*keys, pinned])
+        self._write([*keys, pinned], self._doc()["distrusted"])
         return pinned, True
 
     def remove(self, which: str) -> PinnedKey:
@@ -133,6 +166,10 @@ class TrustStore:
         Raises:
             UsageError: no key, or more than one, matches.
         """
+        with self._locked():
+            return self._remove(which)
+
+    def _remove(self, which: str) -> PinnedKey:
         keys = self.keys()
         matches = [k for k in keys if k.name == which]
         if not matches and len(which) < 8:
@@ -144,11 +181,35 @@ class TrustStore:
             matches = [k for k in keys if k.key_id.startswith(which.lower())]
         if len(matches) != 1:
             raise UsageError(f"{len(matches)} pinned keys match {which!r}")
-        self._write([k for k in keys if k is not matches[0]])
+        self._write([k for k in keys if k is not matches[0]], self._doc()["distrusted"])
         return matches[0]
 
-    def _write(self, keys: list[PinnedKey]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / f".{STORE_FILE}.tmp"
-        tmp.write_text(json.dumps({"keys": [k.to_json() for k in keys]}, indent=1, sort_keys=True))
-        tmp.replace(self.path)
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise read-modify-write of the store between processes."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(
+                self.directory / ".trust.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
+        except OSError as e:
+            raise InputError(
+                f"cannot write the trust store {self.directory}: {e.strerror or e}"
+            ) from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _write(self, keys: list[PinnedKey], distrusted: list[dict[str, Any]]) -> None:
+        doc = {"keys": [k.to_json() for k in keys], "distrusted": distrusted}
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{STORE_FILE}.", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(json.dumps(doc, indent=1, sort_keys=True))
+                f.flush()
+                os.fsync(f.fileno())
+            Path(tmp).replace(self.path)
+        except OSError as e:
+            raise InputError(f"cannot write the trust store {self.path}: {e.strerror or e}") from e

@@ -107,6 +107,9 @@ class BundleTrust:
     trusted_root_source: str
     trust_bundle_keys: bool = False
     """UNSAFE: also trust the publisher keys and trusted root the bundle carries."""
+    distrusted: tuple[str, ...] = ()
+    """Shipped publisher keys this host distrusts (``trust distrust``), as "name id";
+    every report says so."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,9 @@ def _verify_bundle_file(
     warnings: list[str] = []
     unsafe = unsafe_before_reading(trust, options)
     progress = options.progress if options.progress is not None else Progress()
+    warnings.extend(
+        f"shipped publisher key {d} is distrusted on this host" for d in trust.distrusted
+    )
 
     # (1)-(3): archive limits, manifest signature by a pinned exporter key, members.
     def exporter(key_id: str) -> PublicKey | None:

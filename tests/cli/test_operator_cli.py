@@ -393,3 +393,20 @@ def test_oci_with_a_port_is_still_a_registry() -> None:
     assert isinstance(parse_reference("oci:5000/ns/app:1"), Reference)
     assert isinstance(parse_reference("oci:/srv/layout:1"), LayoutReference)
     assert isinstance(parse_reference("oci:layout"), LayoutReference)
+
+
+def test_distrusting_a_shipped_key_is_recorded_in_every_report(site: Path) -> None:
+    code, out, _ = run(["trust", "distrust", "dhi-1"])
+    assert code == 0 and out.startswith("distrusted shipped publisher key dhi-1 ")
+    assert run(["trust", "distrust", "dhi-1"])[1].startswith("already distrusted:")
+    code, out, _ = run(["trust", "list"])
+    assert "dhi-1  (shipped, DISTRUSTED on this host)" in out
+    code, out, _ = run(
+        ["verify", str(site / "good.dhi.tar.zst"), *trust_argv(site), "--format", "json"]
+    )
+    doc = json.loads(out)
+    assert code == 0
+    assert "dhi-1" not in {k["name"] for k in doc["trust"]["publisherKeys"]}
+    assert any("dhi-1" in w and "distrusted on this host" in w for w in doc["warnings"])
+    code, _, err = run(["trust", "distrust", "nope"])
+    assert code == 2 and "shipped: dhi-2" in err
