@@ -30,6 +30,7 @@ from dhi_offline.errors import ArchiveIntegrityError
 from dhi_offline.host import session
 from dhi_offline.report._common import headline
 from dhi_offline.report.archive_html import ArchivePage, render_archive_html
+from dhi_offline.report.documents import archive_verify_document, dumps
 from dhi_offline.trust.timerange import format_rfc3339
 
 app = typer.Typer(help="Imported bundles, receipts and the hash-chained log.", no_args_is_help=True)
@@ -94,18 +95,10 @@ def verify_archive(
         check = archive.verify(expect_head=expect_head)
     except ArchiveIntegrityError as e:
         if output is ListFormat.json:
-            typer.echo(json.dumps({"intact": False, "problem": e.one_line()}, indent=2))
+            typer.echo(dumps(archive_verify_document(None, problem=e.one_line())))
         raise
     if output is ListFormat.json:
-        doc = {
-            "intact": True,
-            "attempts": check.count,
-            "head": check.head,
-            "bundles": check.bundles,
-            "quarantined": check.quarantined,
-            "expectedHeadMatched": True if expect_head else None,
-        }
-        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        typer.echo(dumps(archive_verify_document(check, expect_head=expect_head)))
         return
     typer.echo(
         f"archive intact: {check.count} attempt(s), chain, receipts and "

@@ -32,6 +32,7 @@ from dhi_offline.cli.state import default_data_dir
 from dhi_offline.cli.verify import host_run
 from dhi_offline.errors import UsageError
 from dhi_offline.host import session
+from dhi_offline.report.documents import attestation_rows
 from dhi_offline.verify.attestation import AttestationResult
 from dhi_offline.verify.bundle import VerifiedBundle
 from dhi_offline.verify.policy import ALIASES
@@ -130,24 +131,7 @@ def list_attestations(
         _check_platform(images, image, platform)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    rows = [
-        {
-            "predicateType": a.predicate_type,
-            "platform": p.platform,
-            "subject": p.digest,
-            "layout": a.layout,
-            "verified": a.verified,
-            "problem": a.problem,
-            "signer": a.signer,
-            "keyId": a.key_id,
-            "tlog": a.tlog_status,
-            "id": a.id,
-        }
-        for img in images
-        for p in img.platforms
-        if platform is None or p.platform == platform
-        for a in p.attestations
-    ]
+    rows = attestation_rows(images, platform)
     if as_json or output is ListFormat.json:
         typer.echo(json.dumps(rows, indent=2, sort_keys=True))
     else:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
+import tarfile
+import tempfile
 import threading
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -30,7 +33,7 @@ from dhi_offline.bundle.writer import source_date_epoch_from_env
 from dhi_offline.cli.console import emit_rich
 from dhi_offline.cli.inputs import load_trusted_root, read_file
 from dhi_offline.cli.state import default_state_dir
-from dhi_offline.errors import UsageError
+from dhi_offline.errors import InputError, UsageError
 from dhi_offline.export.run import MAX_JOBS, ExportConfig, ExportResult, ImageRequest, run_export
 from dhi_offline.oci.client import RegistryClient, RetryPolicy
 from dhi_offline.oci.mediatypes import Platform
@@ -44,7 +47,10 @@ from dhi_offline.trust.tuf import production_trusted_root
 from dhi_offline.verify.policy import parse_duration
 
 SCOUT_REGISTRY = "registry.scout.docker.com"
-_H_IMAGES = "Image references, or oci-layout:DIR[:TAG|@DIGEST]."
+_H_IMAGES = (
+    "Image references, oci-layout:DIR[:TAG|@DIGEST] (or oci:DIR as skopeo writes it), "
+    "or oci-archive:FILE[:TAG]."
+)
 _H_SIGNING_KEY = "Exporter private key (PEM) that signs the bundle."
 _H_OUTPUT = "Bundle path (default bundles/<name>.dhi.tar.zst)."
 # Help is rich markup: a bracket that is not a style tag must be escaped.
@@ -114,6 +120,7 @@ def _keyring(keys: list[str], client_timeout: float = 20.0) -> Keyring:
 
 
 def export(
+    ctx: typer.Context,
     images: Annotated[
         list[str],
         typer.Argument(metavar="IMAGE...", help=_H_IMAGES),
@@ -207,6 +214,11 @@ def export(
     """
     if rekor_url and no_rekor:
         raise UsageError("--rekor-url and --no-rekor are alternatives")
+    originals: dict[str, str] = {}
+    if any(t.startswith(ARCHIVE_PREFIX) for t in images):
+        scratch = Path(tempfile.mkdtemp(prefix="dhi-offline-archives-"))
+        ctx.call_on_close(lambda: shutil.rmtree(scratch, ignore_errors=True))
+        images = [_unpacked(t, scratch / str(n), originals) for n, t in enumerate(images)]
     if not 1 <= jobs <= MAX_JOBS:
         raise UsageError(f"--jobs must be between 1 and {MAX_JOBS}, got {jobs}")
     platforms = tuple(Platform.parse(p) for p in platform) if platform else None
@@ -255,7 +267,9 @@ def export(
                 att_sources.append(RegistrySource(client, att_ref))
         elif attestations_from:
             raise UsageError("--attestations-from applies to registry images, not oci-layout:")
-        recorded = name if name is not None and isinstance(ref, LayoutReference) else str(ref)
+        recorded = originals.get(text, str(ref))
+        if name is not None and isinstance(ref, LayoutReference):
+            recorded = name
         requests.append(ImageRequest(recorded, what, source, tuple(att_sources)))
     now = datetime.now(UTC).replace(microsecond=0)
     epoch = source_date_epoch_from_env()
@@ -339,6 +353,33 @@ def export(
     _render(result, output_format)
     if result.failed and not allow_unverified:
         raise typer.Exit(1)
+
+
+ARCHIVE_PREFIX = "oci-archive:"
+
+
+def _unpacked(text: str, into: Path, originals: dict[str, str]) -> str:
+    """``oci-archive:FILE[:TAG]`` (a tar of an OCI layout, as skopeo writes it) unpacked
+    into ``into`` and given back as ``oci-layout:DIR[:TAG]``; other references as they
+    are. The bundle records the ``oci-archive:`` reference, unless ``--name``.
+
+    Raises:
+        InputError: the file is not a readable tar, or holds links, devices or paths
+            outside the archive (tarfile's ``data`` filter).
+    """
+    if not text.startswith(ARCHIVE_PREFIX):
+        return text
+    rest = text[len(ARCHIVE_PREFIX) :]
+    head, sep, tail = rest.rpartition(":")
+    file, tag = (head, tail) if sep and head and "/" not in tail else (rest, None)
+    try:
+        with tarfile.open(file, mode="r:*") as tar:
+            tar.extractall(into, filter="data")
+    except (OSError, tarfile.TarError) as e:
+        raise InputError(f"cannot unpack {text}: {e}") from e
+    layout_text = f"oci-layout:{into}" + (f":{tag}" if tag else "")
+    originals[layout_text] = text
+    return layout_text
 
 
 def _plain(value: object) -> str:

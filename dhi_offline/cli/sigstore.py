@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -12,6 +11,11 @@ import typer
 
 from dhi_offline.cli.inputs import load_artifact, load_bundle_file, load_key_file, load_trusted_root
 from dhi_offline.errors import UsageError, VerificationError
+from dhi_offline.report.documents import (
+    dumps,
+    verify_bundle_document,
+    verify_bundle_failure_document,
+)
 from dhi_offline.verify.sigstore import KeylessPolicy, VerifiedBundle, verify_sigstore_bundle
 
 app = typer.Typer(help="Verify single sigstore bundles offline (sigstore-conformance protocol).")
@@ -109,41 +113,15 @@ def verify_bundle(
     except VerificationError as e:
         if output is OutputFormat.json:
             # A script reading JSON gets a document on failure too; stderr keeps the line.
-            doc = {
-                "verified": False,
-                "artifact": subject.digest,
-                "step": e.step,
-                "reason": " ".join(e.message.split()),
-            }
-            typer.echo(json.dumps(doc, indent=2))
+            reason = " ".join(e.message.split())
+            typer.echo(dumps(verify_bundle_failure_document(subject.digest, e.step, reason)))
         raise
     _render(result, subject.digest, output)
 
 
 def _render(result: VerifiedBundle, digest: str, output: OutputFormat) -> None:
     if output is OutputFormat.json:
-        typer.echo(
-            json.dumps(
-                {
-                    "verified": True,
-                    "artifact": digest,
-                    "signer": result.signer,
-                    "payloadType": result.payload_type,
-                    "predicateType": result.statement.predicate_type if result.statement else None,
-                    "signingTimes": [t.isoformat() for t in result.signing_times],
-                    "tlogEntries": [
-                        {
-                            "log": e.log_url,
-                            "logIndex": e.log_index,
-                            "inclusionProof": e.inclusion_proof,
-                            "checkpointOrigin": e.checkpoint_origin,
-                        }
-                        for e in result.log_entries
-                    ],
-                },
-                indent=2,
-            )
-        )
+        typer.echo(dumps(verify_bundle_document(result, digest)))
         return
     logs = ", ".join(f"{e.log_url}#{e.log_index}" for e in result.log_entries) or "none"
     typer.echo(f"OK: {digest} signed by {result.signer}; log entries: {logs}")

@@ -6,7 +6,6 @@ The trust store is the global ``--config DIR`` (or ``DHI_OFFLINE_CONFIG_DIR``,
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from dhi_offline.cli.options import ListFormat, ListFormatOpt, hidden_json
 from dhi_offline.cli.state import default_config_dir
 from dhi_offline.errors import UsageError
 from dhi_offline.host.trust import public_key_from_file
+from dhi_offline.report.documents import dumps, trust_list_document
 from dhi_offline.trust.keyring import shipped_dhi_keyring
 from dhi_offline.trust.store import TrustStore
 
@@ -55,20 +55,8 @@ def list_keys(output: ListFormatOpt = ListFormat.text, as_json: hidden_json = Fa
     keys = _store().keys()
     shipped = shipped_dhi_keyring()
     if as_json or output is ListFormat.json:
-        doc = {
-            "pinned": [{k: v for k, v in p.to_json().items() if k != "pem"} for p in keys],
-            "shipped": [
-                {
-                    "name": e.name,
-                    "keyId": e.key_id,
-                    "role": "publisher",
-                    "status": e.status,
-                    "distrusted": e.key_id in _store().distrusted(),
-                }
-                for e in shipped.entries
-            ],
-        }
-        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        doc = trust_list_document(keys, shipped.entries, _store().distrusted())
+        typer.echo(dumps(doc))
         return
     for p in keys:
         typer.echo(f"{p.role:<10} {p.key_id}  {p.name}  (added {p.added})")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,10 +38,10 @@ from dhi_offline.host.session import HostRun, ReferenceTime
 from dhi_offline.host.trust import build_trust
 from dhi_offline.report._common import clean
 from dhi_offline.report.ctrf import render_ctrf, render_ctrf_note
+from dhi_offline.report.documents import already_imported_document, dumps, inspect_document
 from dhi_offline.report.html import render_html
 from dhi_offline.report.jsonreport import render_json
 from dhi_offline.report.text import render_text
-from dhi_offline.trust.timerange import format_rfc3339
 from dhi_offline.verify.attestation import AttestationResult
 from dhi_offline.verify.policy import load_policy
 from dhi_offline.verify.result import Outcome, Refusal
@@ -204,15 +203,8 @@ def _already(done: session.ImportResult, archive: Archive, output: ReportFormat)
     if output is ReportFormat.text:
         typer.echo(message)
     elif output is ReportFormat.json:
-        doc = {
-            "alreadyImported": True,
-            "logIndex": line.index,
-            "bundleSha256": line.bundle,
-            "verdict": line.verdict,
-            "archive": str(archive.root),
-            "receipt": receipt,
-        }
-        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        doc = already_imported_document(line, str(archive.root), receipt)
+        typer.echo(dumps(doc))
     else:
         typer.echo(render_ctrf_note("already imported", line.accepted, message, __version__))
     if not line.accepted:
@@ -222,29 +214,9 @@ def _already(done: session.ImportResult, archive: Archive, output: ReportFormat)
 def inspect(bundle: BundleArg, output: ListFormatOpt = ListFormat.text) -> None:
     """Show what a bundle claims to contain, WITHOUT verifying it."""
     manifest = inspect_bundle(bundle)
-    doc = {
-        "verified": False,
-        "note": "UNVERIFIED: read from the bundle without checking any signature",
-        "formatVersion": manifest.format_version,
-        "toolVersion": manifest.tool_version,
-        "created": format_rfc3339(manifest.created),
-        "expires": format_rfc3339(manifest.expires),
-        "sequence": manifest.sequence,
-        "exporterKeyId": manifest.exporter_key_id,
-        "flags": list(manifest.flags),
-        "images": [
-            {
-                "reference": i.reference,
-                "digest": i.digest,
-                "platforms": [{"platform": p.platform, "digest": p.digest} for p in i.platforms],
-            }
-            for i in manifest.images
-        ],
-        "members": len(manifest.members),
-        "size": manifest.total_size,
-    }
+    doc = inspect_document(manifest)
     if output is ListFormat.json:
-        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        typer.echo(dumps(doc))
         return
     emit_rich(lambda console: _inspect_text(console, manifest, doc))
 

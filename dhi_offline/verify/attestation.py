@@ -23,8 +23,10 @@ The same function runs at export (before packing) and at import. Plan per record
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,6 +59,7 @@ from dhi_offline.evidence.simplesigning import (
 from dhi_offline.tlog.body import SignedContent
 from dhi_offline.tlog.entry import parse_rekor_entry
 from dhi_offline.trust.keyring import Keyring, KeyringEntry
+from dhi_offline.trust.keys import load_pem
 from dhi_offline.trust.trusted_root import TrustedRoot
 from dhi_offline.verify.sigstore import Artifact, VerifiedBundle, verify_sigstore_bundle
 from dhi_offline.verify.tlog import VerifiedLogEntry, verify_log_entry
@@ -164,11 +167,36 @@ def _legacy_entry(annotation: str) -> TlogEntry:
     )
 
 
-def _try_keys(trust: PublisherTrust, check: Callable[[KeyringEntry], T]) -> tuple[KeyringEntry, T]:
+def logged_key_id(annotation: object) -> str | None:
+    """The key id of the public key a cosign bundle annotation's Rekor entry records
+    (hashedrekord, intoto), or None (no entry, a certificate, unreadable). Used only to
+    name the signer in a refusal: it is never trusted."""
+    if not isinstance(annotation, str) or not annotation:
+        return None
+    try:
+        spec = json.loads(parse_legacy_bundle(annotation).body).get("spec", {})
+        signature = spec.get("signature") if isinstance(spec.get("signature"), dict) else {}
+        found = signature.get("publicKey") or spec.get("publicKey")
+        b64 = found.get("content") if isinstance(found, dict) else found
+        pem = base64.b64decode(str(b64), validate=True)
+        if b"CERTIFICATE" in pem:
+            return None
+        return load_pem(pem).key_id
+    except (DhiError, ValueError, TypeError, AttributeError, RecursionError):
+        return None
+
+
+def _try_keys(
+    trust: PublisherTrust,
+    check: Callable[[KeyringEntry], T],
+    signer: Callable[[], str | None] | None = None,
+) -> tuple[KeyringEntry, T]:
     """The first keyring entry whose ``check`` passes the signature step, with its value.
 
     Only a signature failure moves on to the next key; any other failure is about the
-    evidence itself and is raised at once.
+    evidence itself and is raised at once. The refusal names every pinned key and, when
+    ``signer`` can tell (a key id recorded in the evidence's log entry), the key that did
+    sign.
     """
     entries = list(trust.keyring.entries)
     entries.sort(key=lambda e: e.key_id not in trust.last_signer)  # stable: keeps order
@@ -179,8 +207,14 @@ def _try_keys(trust: PublisherTrust, check: Callable[[KeyringEntry], T]) -> tupl
             continue
         trust.last_signer[:] = [entry.key_id]
         return entry, value
-    names = ", ".join(e.name for e in trust.keyring.entries) or "none"
-    raise SignatureError(f"not signed by any pinned publisher key (tried {names})")
+    names = ", ".join(f"{e.name} {e.key_id[:12]}…" for e in trust.keyring.entries) or "none"
+    signed_by = signer() if signer is not None else None
+    who = (
+        f"signed by key {signed_by[:16]}… (from its transparency-log entry), not pinned"
+        if signed_by
+        else "the signing key is not named by the evidence (no transparency-log entry)"
+    )
+    raise SignatureError(f"not signed by any pinned publisher key: {who}; pinned: {names}")
 
 
 def verify_attestation(
@@ -272,7 +306,10 @@ def _dhi_scout(
             def check(k: KeyringEntry, sig: bytes = signature, data: bytes = payload) -> None:
                 k.key.verify(sig, data)
 
-            entry, _ = _try_keys(trust, check)
+            def signer(logged: object = annotations.get(BUNDLE_ANNOTATION)) -> str | None:
+                return logged_key_id(logged)
+
+            entry, _ = _try_keys(trust, check, signer)
             # (4): the transparency log, when the signature was logged.
             entries: list[VerifiedLogEntry] = []
             times: list[datetime] = []
@@ -311,7 +348,16 @@ def _cosign_att(
 ) -> AttestationResult:
     envelope = envelope_from_bytes(layer)
     # (3): the DSSE signature by a pinned key.
-    entry, signed = _try_keys(trust, lambda k: verify_envelope(envelope, k.key))
+    annotations_of_layer = layer_desc.get("annotations") or {}
+    entry, signed = _try_keys(
+        trust,
+        lambda k: verify_envelope(envelope, k.key),
+        lambda: logged_key_id(
+            annotations_of_layer.get(BUNDLE_ANNOTATION)
+            if isinstance(annotations_of_layer, dict)
+            else None
+        ),
+    )
     # (2): the statement inside.
     statement = parse_statement(envelope.payload, prepared=prepared)
     statement.require_subject(record.subject)

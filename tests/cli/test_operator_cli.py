@@ -410,3 +410,31 @@ def test_distrusting_a_shipped_key_is_recorded_in_every_report(site: Path) -> No
     assert any("dhi-1" in w and "distrusted on this host" in w for w in doc["warnings"])
     code, _, err = run(["trust", "distrust", "nope"])
     assert code == 2 and "shipped: dhi-2" in err
+
+
+def test_oci_archive_source_as_skopeo_writes_it(site: Path) -> None:
+    import tarfile
+
+    archive = site / "image.tar"
+    with tarfile.open(archive, "w") as tar:
+        for child in sorted((site / "layout").iterdir()):
+            tar.add(child, arcname=child.name)
+    argv = export_argv(site, "from-archive.dhi.tar.zst")
+    i = next(k for k, a in enumerate(argv) if a.startswith("oci-layout:"))
+    argv[i] = f"oci-archive:{archive}:3.13"
+    code, _, err = run(argv)
+    assert code == 0, err
+    doc = json.loads(
+        run(["inspect", str(site / "from-archive.dhi.tar.zst"), "--format", "json"])[1]
+    )
+    assert doc["images"][0]["reference"] == f"oci-archive:{archive}:3.13"
+    code, _, _ = run(["verify", str(site / "from-archive.dhi.tar.zst"), *trust_argv(site)])
+    assert code == 0
+    evil = site / "evil.tar"
+    with tarfile.open(evil, "w") as tar:
+        link = tarfile.TarInfo("index.json")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    argv[i] = f"oci-archive:{evil}"
+    code, _, err = run(argv)
+    assert code == 2 and "cannot unpack" in err

@@ -453,3 +453,28 @@ def test_grafted_entry_control(world: World) -> None:
     publisher, _, trust = world
     rec, store = _graft_entry(world, publisher.hashedrekord_body)
     assert verify_attestation(rec, blobs=store, trust=trust, at=NOW).tlog_status == "set-only"
+
+
+# -- a refusal names the key that did sign, when the evidence records it ------------------
+
+
+def test_unpinned_signer_is_named_from_its_log_entry(world: World) -> None:
+    _, rekor, trust = world
+    attacker = TestPublisher(rekor=rekor)
+    image = make_image("dhi.io/python")
+    logged = attacker.dhi_attestation(image.ref, CTRF_TESTS, ctrf_tests(["runs"]))
+    from dhi_offline.trust.keys import from_crypto
+
+    attacker_id = from_crypto(attacker.public_key).key_id
+    with pytest.raises(SignatureError) as e:
+        verify_attestation(record_for(logged), blobs=store_of(logged), trust=trust, at=NOW)
+    message = str(e.value)
+    assert f"signed by key {attacker_id[:16]}" in message and "not pinned" in message
+    pinned = trust.keyring.entries[0]
+    assert f"pinned: {pinned.name} {pinned.key_id[:12]}" in message
+    unlogged = attacker.cosign_att(image.ref, [(CTRF_TESTS, ctrf_tests(["x"]))], log=False)
+    with pytest.raises(SignatureError, match="not named by the evidence"):
+        verify_attestation(record_for(unlogged), blobs=store_of(unlogged), trust=trust, at=NOW)
+    att = attacker.cosign_att(image.ref, [(CTRF_TESTS, ctrf_tests(["y"]))])
+    with pytest.raises(SignatureError, match=f"signed by key {attacker_id[:16]}"):
+        verify_attestation(record_for(att), blobs=store_of(att), trust=trust, at=NOW)
