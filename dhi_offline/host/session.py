@@ -122,15 +122,19 @@ def attempt(
 ) -> Attempt:
     """Run the plan on ``bundle`` with the rollback state of ``history``.
 
-    A refusal at steps 1-4 is returned as a :class:`Refusal`, not raised. ``workdir``
+    A refusal at steps 1-4 is returned as a :class:`Refusal`, not raised. The file is
+    hashed once: by the caller (``sha256``), else while the report is built, else for
+    the refusal. ``workdir``
     (an empty directory the caller owns and removes) keeps extracted members alive
     after the call, for statements read later; by default a temporary one is used.
 
     Raises:
         InputError: the bundle cannot be read at all, or the work directory cannot be made.
     """
-    if sha256 is None or size is None:
-        sha256, size = _hash(bundle)
+    if not bundle.exists():
+        raise InputError(f"cannot read bundle {bundle}: no such file")
+    if bundle.is_dir():
+        raise InputError(f"cannot read bundle {bundle}: is a directory")
     progress = Progress()
     options = VerifyOptions(
         at=run.time.at,
@@ -142,12 +146,15 @@ def attempt(
         seen_checkpoints=dict(history.checkpoints) if history else {},
         rollback_note=rollback_note,
         progress=progress,
+        bundle_sha256=sha256,
     )
     owned = workdir is None
     work = make_workdir() if workdir is None else workdir
     try:
         return Attempt(verify_bundle_file(bundle, trust=run.trust, options=options, workdir=work))
     except VerificationError as e:
+        if sha256 is None or size is None:
+            sha256, size = _hash(bundle)
         unsafe = unsafe_before_reading(run.trust, options)
         if options.allow_rollback:
             unsafe.append("--allow-rollback: in force")

@@ -139,6 +139,9 @@ class VerifyOptions:
     itself in the archive): the step is recorded as skipped with this note."""
     progress: Progress | None = None
     """Filled in as the plan establishes facts, so a refusal can report them."""
+    bundle_sha256: str | None = None
+    """The file's SHA-256 when the caller already computed it (``import`` does, to find
+    a bundle already archived): the file is not read a second time for it."""
 
 
 @dataclass(frozen=True)
@@ -338,7 +341,7 @@ def _verify_bundle_file(
 
     report = VerificationReport(
         bundle_path=str(path),
-        bundle_sha256=file_sha256(path),
+        bundle_sha256=options.bundle_sha256 or file_sha256(path),
         bundle_size=path.stat().st_size,
         format_version=manifest.format_version,
         exporter_tool_version=manifest.tool_version,
