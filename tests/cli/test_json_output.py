@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CONFORMANCE
+from tests.report.test_json import _paths
 from tests.support.sample import export_argv, make_sample_site, trust_argv
 from tests.support.sample import run_cli as run
 from tests.verify.test_conformance import conformance_argv
@@ -27,19 +28,8 @@ def documented(title_start: str) -> set[str]:
     return set(re.findall(r"^\| `([^`]+)` \|", section, re.M))
 
 
-def paths(value: Any, prefix: str = "") -> set[str]:
-    out: set[str] = set()
-    if prefix in OPEN:
-        return out
-    if isinstance(value, dict):
-        for key, child in value.items():
-            path = f"{prefix}.{key}" if prefix else key
-            out.add(path)
-            out |= paths(child, path)
-    elif isinstance(value, list):
-        for child in value:
-            out |= paths(child, prefix + "[]")
-    return out
+def paths(value: Any) -> set[str]:
+    return _paths(value, open_objects=OPEN)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Set
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +24,20 @@ OPEN_OBJECTS = {
 }
 
 
-def _paths(value: Any, prefix: str = "") -> set[str]:
+def _paths(value: Any, prefix: str = "", open_objects: Set[str] = OPEN_OBJECTS) -> set[str]:
+    """Every field path of a JSON document (``a.b``, ``a[].c``), not descending into
+    ``open_objects`` (objects whose members are specified elsewhere)."""
     out: set[str] = set()
-    if prefix in OPEN_OBJECTS:
+    if prefix in open_objects:
         return out
     if isinstance(value, dict):
         for key, child in value.items():
             path = f"{prefix}.{key}" if prefix else key
             out.add(path)
-            out |= _paths(child, path)
+            out |= _paths(child, path, open_objects)
     elif isinstance(value, list):
         for child in value:
-            out |= _paths(child, prefix + "[]")
+            out |= _paths(child, prefix + "[]", open_objects)
     return out
 
 
