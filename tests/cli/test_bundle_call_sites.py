@@ -77,18 +77,30 @@ def resign(
     *,
     images: Callable[[tuple[object, ...]], tuple[object, ...]] | None = None,
 ) -> Path:
-    """The bundle's members edited and signed again by the pinned exporter key."""
-    dest = site.d / f"x-{name}"
+    """The site's bundle edited and signed again by the pinned exporter key."""
+    return resign_file(site.bundle, site.d / name, site.d / "exporter.pem", edit, images=images)
+
+
+def resign_file(
+    src: Path,
+    dst: Path,
+    key_pem: Path,
+    edit: Callable[[Files], object] | None = None,
+    *,
+    images: Callable[[tuple[object, ...]], tuple[object, ...]] | None = None,
+) -> Path:
+    """``src``'s members (and image list) edited, signed again with ``key_pem``
+    (sequence + 1): an insider, or an exporter that did not check."""
+    dest = dst.parent / f"x-{dst.name}"
     dest.mkdir()
-    key = load_private_key(site.d / "exporter.pem")
-    opened = open_bundle(site.bundle, trusted_exporters=lambda k: public_key_of(key), dest=dest)
+    key = load_private_key(key_pem)
+    opened = open_bundle(src, trusted_exporters=lambda k: public_key_of(key), dest=dest)
     files = {m.path: (dest / m.path).read_bytes() for m in opened.manifest.members}
     if edit is not None:
         edit(files)
     now = datetime.now(UTC).replace(microsecond=0)
-    out = site.d / name
     write_bundle(
-        out,
+        dst,
         tool_version="0.1.0",
         created=now,
         expires=now + timedelta(days=30),
@@ -97,7 +109,7 @@ def resign(
         members=sorted(files.items()),
         private_key=key,
     )
-    return out
+    return dst
 
 
 def refused(result: tuple[int, str, str], step: str) -> str:
@@ -238,28 +250,6 @@ def test_no_test_attestation_violates_require_passed(site: Site) -> None:
 
 
 # -- step 4: checkpoints and consistency (a publisher logging to a Rekor double) -----------
-
-
-def resign_file(src: Path, dst: Path, key_pem: Path, edit: Callable[[Files], object]) -> Path:
-    """``src``'s members edited and signed again with ``key_pem`` (sequence + 1)."""
-    dest = dst.parent / f"x-{dst.name}"
-    dest.mkdir()
-    key = load_private_key(key_pem)
-    opened = open_bundle(src, trusted_exporters=lambda k: public_key_of(key), dest=dest)
-    files = {m.path: (dest / m.path).read_bytes() for m in opened.manifest.members}
-    edit(files)
-    now = datetime.now(UTC).replace(microsecond=0)
-    write_bundle(
-        dst,
-        tool_version="0.1.0",
-        created=now,
-        expires=now + timedelta(days=30),
-        sequence=opened.manifest.sequence + 1,
-        images=opened.manifest.images,
-        members=sorted(files.items()),
-        private_key=key,
-    )
-    return dst
 
 
 @pytest.fixture
