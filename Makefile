@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SYSTEM_TOOLS := docker-registry skopeo chromium zstd
 
-.PHONY: all venv system-deps lint typecheck unit test demo clean
+.PHONY: all venv system-deps lint typecheck unit test demo demo-push clean
 
 all: test
 
@@ -44,6 +44,10 @@ test: venv system-deps lint typecheck unit
 
 demo: venv
 	$(PY) -m dhi_offline demo --workdir bundles/demo --output bundles/demo.dhi.tar.zst
+
+# Delivery to an internal registry: real docker-registry and skopeo (docs/admission.md).
+demo-push: venv system-deps
+	$(PY) -m dhi_offline.demo_push bundles/demo-push
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

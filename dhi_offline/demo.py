@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,15 +55,18 @@ class SampleImage:
     attestations: int
 
 
-def _predicates(purl: str, digest: str, when: datetime) -> list[tuple[str, Any]]:
+def _predicates(
+    purl: str, digest: str, when: datetime, *, failing: bool = False
+) -> list[tuple[str, Any]]:
     start = int(when.timestamp())
+    statuses = {"non-root-user": "failed"} if failing else {}
     tests = {
         "reportFormat": "CTRF",
         "results": {
             "summary": {
                 "tests": 3,
-                "passed": 3,
-                "failed": 0,
+                "passed": 3 - len(statuses),
+                "failed": len(statuses),
                 "skipped": 0,
                 "start": start,
                 "stop": start + 41,
@@ -70,7 +74,7 @@ def _predicates(purl: str, digest: str, when: datetime) -> list[tuple[str, Any]]
             "tests": [
                 {
                     "name": name,
-                    "status": "passed",
+                    "status": statuses.get(name, "passed"),
                     "duration": 5,
                     "extra": {"stdout": base64.b64encode(f"{name}: ok\n".encode()).decode()},
                 }
@@ -213,9 +217,17 @@ def _attest(
 
 
 def build_sample_layout(
-    path: Path, key: ec.EllipticCurvePrivateKey, *, when: datetime | None = None
+    path: Path,
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    when: datetime | None = None,
+    failing_tests: Collection[str] = (),
 ) -> SampleImage:
-    """Write the sample image and its signed attestations as an OCI layout at ``path``."""
+    """Write the sample image and its signed attestations as an OCI layout at ``path``.
+
+    ``failing_tests`` names platforms (``linux/arm64``) whose CTRF report has one failed
+    test: a platform that verifies but fails the default policy.
+    """
     when = when or datetime.now(UTC).replace(microsecond=0)
     count = 0
     with OciLayoutWriter(path) as writer:
@@ -262,7 +274,8 @@ def build_sample_layout(
             )
             platforms.append((str(plat), manifest.digest))
             purl = f"pkg:docker/{SAMPLE_NAME}@{SAMPLE_TAG}?platform={plat}"
-            for ptype, predicate in _predicates(purl, manifest.digest, when):
+            failing = str(plat) in failing_tests
+            for ptype, predicate in _predicates(purl, manifest.digest, when, failing=failing):
                 _attest(
                     writer, key=key, subject=manifest, predicate_type=ptype, predicate=predicate
                 )

@@ -173,9 +173,15 @@ def load_private_key(path: Path) -> ExporterPrivateKey:
     return key
 
 
+def sign_bytes(data: bytes, private_key: ExporterPrivateKey) -> bytes:
+    """A DER ECDSA P-256 / SHA-256 signature of ``data`` (RFC 6979 where supported), the
+    form cosign, DSSE and sigstore bundles carry."""
+    return private_key.sign(data, _ECDSA)
+
+
 def sign_manifest(manifest_bytes: bytes, private_key: ExporterPrivateKey) -> bytes:
     """The ``manifest.sig.json`` bytes: a one-signature DSSE envelope, RFC 8785 JSON."""
-    signature = private_key.sign(pae(layout.MANIFEST_PAYLOAD_TYPE, manifest_bytes), _ECDSA)
+    signature = sign_bytes(pae(layout.MANIFEST_PAYLOAD_TYPE, manifest_bytes), private_key)
     envelope = Envelope(
         payload_type=layout.MANIFEST_PAYLOAD_TYPE,
         payload=manifest_bytes,

@@ -13,7 +13,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 from rich import filesize
 from rich.console import Console
@@ -35,6 +34,7 @@ from dhi_offline.cli.inputs import load_trusted_root, read_file
 from dhi_offline.cli.state import default_state_dir
 from dhi_offline.errors import InputError, UsageError
 from dhi_offline.export.run import MAX_JOBS, ExportConfig, ExportResult, ImageRequest, run_export
+from dhi_offline.net.http import fetch_url
 from dhi_offline.oci.client import RegistryClient, RetryPolicy
 from dhi_offline.oci.mediatypes import Platform
 from dhi_offline.oci.reference import LayoutReference, Reference, parse_reference
@@ -107,12 +107,9 @@ def _keyring(keys: list[str], client_timeout: float = 20.0) -> Keyring:
     ring = Keyring(name="publisher keys given with --key")
     for i, k in enumerate(keys):
         if k.startswith(("https://", "http://")):
-            try:
-                resp = httpx.get(k, timeout=client_timeout, follow_redirects=True)
-                resp.raise_for_status()
-            except httpx.HTTPError as e:
-                raise UsageError(f"cannot fetch key {k}: {e}") from e
-            data = resp.content[: 1024 * 1024]
+            data = fetch_url(
+                k, limit=1024 * 1024, what=f"key {k}", timeout=client_timeout, error=UsageError
+            )
         else:
             data = read_file(Path(k), what="public key", limit=1024 * 1024)
         ring = ring.with_entry(KeyringEntry(name=f"key-{i + 1}", key=load_pem(data)))

@@ -41,6 +41,9 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "sigstore": ("sigstore", "app", True),
     "demo": ("demo", "demo", False),
     "doctor": ("doctor", "doctor", False),
+    "push": ("deliver", "push", False),
+    "pull": ("deliver", "pull", False),
+    "admission-config": ("admission", "admission_config", False),
 }
 
 

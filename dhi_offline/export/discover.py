@@ -13,7 +13,8 @@ source (the image's own repository, then a separate attestation registry such as
 - BuildKit attestation manifests inside the index (unsigned).
 
 Every manifest and blob read is kept byte-exact in the blob store, so every digest can
-be re-verified offline.
+be re-verified offline; the config blob of each attestation and signature manifest is
+kept too, so ``push`` can write those manifests into another registry unchanged.
 """
 
 from __future__ import annotations
@@ -75,6 +76,19 @@ def _platform_text(obj: object) -> str | None:
 
 def _keep(store: MemoryBlobStore, fetched: Fetched) -> None:
     store.blobs[fetched.digest] = fetched.data
+
+
+def _keep_config(source: Source, fetched: Fetched, store: MemoryBlobStore) -> None:
+    """Keep the config blob of an evidence manifest, so ``push`` can put the manifest
+    into another registry unchanged (a registry refuses a manifest whose blobs it lacks)."""
+    doc = _json(fetched, "evidence manifest")
+    config = doc.get("config")
+    if not isinstance(config, dict):
+        return
+    digest = config.get("digest")
+    if not isinstance(digest, str) or digest in store.blobs:
+        return
+    store.blobs[digest] = source.blob(digest, _size(config))
 
 
 def resolve_image(
@@ -167,6 +181,7 @@ def _signature_refs(
         candidates.append(tagged)
     for fetched in candidates:
         _keep(store, fetched)
+        _keep_config(source, fetched, store)
         for layer in _layers(_json(fetched, "signature manifest")):
             if layer.get("mediaType") != mt.COSIGN_SIMPLE_SIGNING:
                 continue
@@ -226,6 +241,8 @@ def _records_from_manifest(
                 signatures=tuple(signatures),
             )
         )
+    if out:
+        _keep_config(source, fetched, store)
     return out
 
 

@@ -741,6 +741,17 @@ def _image_entry(image: DiscoveredImage) -> ImageEntry:
     )
 
 
+def _config_digest(manifest: bytes) -> str | None:
+    """The config digest a manifest names, or None (unparsable, or no config)."""
+    try:
+        doc = json.loads(manifest)
+    except ValueError:
+        return None
+    config = doc.get("config") if isinstance(doc, dict) else None
+    digest = config.get("digest") if isinstance(config, dict) else None
+    return digest if isinstance(digest, str) else None
+
+
 def _members(
     *,
     images: list[DiscoveredImage],
@@ -759,6 +770,11 @@ def _members(
         needed.update((r.manifest, r.layer))
         for s in r.signatures:
             needed.update((s.manifest, s.layer))
+        # The config of each evidence manifest too, so push can write it unchanged.
+        for manifest in (r.manifest, *(s.manifest for s in r.signatures)):
+            config_blob = _config_digest(store.get(manifest))
+            if config_blob is not None and config_blob in store.blobs:
+                needed.add(config_blob)
     members: list[tuple[str, bytes]] = [(layout.blob_path(d), store.get(d)) for d in sorted(needed)]
     members += sorted(tlog_members.items())
     index = EvidenceIndex(attestations=tuple(kept), completions=tuple(completions))

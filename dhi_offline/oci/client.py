@@ -1,4 +1,4 @@
-"""An OCI distribution client on httpx: manifests, blobs, referrers, with auth and retries.
+"""An OCI distribution client on httpx: manifests, blobs, referrers, uploads, with auth.
 
 What it does, and where the rule comes from:
 
@@ -7,16 +7,19 @@ What it does, and where the rule comes from:
   ``docker.io`` is reached at ``registry-1.docker.io``.
 - **Auth** (distribution ``docs/spec/auth/token.md``, ``oauth.md``). Requests go out
   anonymously until a ``401`` names a scheme. ``Basic``: the configured credentials
-  are sent from then on. ``Bearer``: a token for ``repository:<name>:pull`` is fetched
-  from the challenge's realm (``GET realm?service=&scope=`` with Basic credentials if
-  any; ``POST`` grant_type=refresh_token with an identity token), cached per scope until
-  it expires, and then fetched directly for new scopes without another 401. A request
-  that still gets ``401`` after one fresh token or credential fails with
-  :class:`RegistryAuthError`.
-- **Retries.** ``408``, ``429``, ``5xx`` (but 501/505), connection errors, read
-  timeouts and connections dropped mid-body are retried with exponential backoff and
-  jitter, up to ``RetryPolicy.max_attempts``; ``Retry-After`` (seconds or an HTTP date)
-  is honoured up to ``retry_after_cap``. Sleeping goes through an injectable function.
+  are sent from then on. ``Bearer``: a token for ``repository:<name>:pull`` (reads) or
+  ``repository:<name>:pull,push`` (uploads; a mount adds ``repository:<from>:pull``,
+  each scope its own ``scope`` parameter) is fetched from the challenge's realm
+  (``GET realm?service=&scope=`` with Basic credentials if any; ``POST``
+  grant_type=refresh_token with an identity token), cached per scope until it expires,
+  and then fetched directly for new scopes without another 401. A request that still
+  gets ``401`` after one fresh token or credential fails with :class:`RegistryAuthError`.
+- **Retries** come from the shared loop of :mod:`dhi_offline.net.http`: ``408``,
+  ``429``, ``5xx`` (but 501/505), connection errors, read timeouts and connections
+  dropped mid-body are retried with exponential backoff and jitter, up to
+  ``RetryPolicy.max_attempts``; ``Retry-After`` (seconds or an HTTP date) is honoured up
+  to ``retry_after_cap``. Sleeping goes through an injectable function. The 401 dance
+  above runs on top of that loop and does not count as an attempt.
 - **Integrity.** Every manifest and blob is hashed (sha256 or sha512, from its digest)
   and counted while it streams; the download stops as soon as it passes the size limit
   or its declared size. A tag's manifest is checked against ``Docker-Content-Digest``.
@@ -31,6 +34,20 @@ What it does, and where the rule comes from:
   registry supports the referrers API, the registry MUST NOT return a 404 Not Found"
   for a repository it has. Until a registry has answered, one lookup at a time asks it,
   so concurrent lookups make no more probes than sequential ones.
+- **Uploads** (distribution-spec "Pushing blobs", "Mounting a blob from another
+  repository", "Pushing manifests"). A blob is first looked for with ``HEAD
+  /v2/<name>/blobs/<digest>``. A mount is ``POST /v2/<name>/blobs/uploads/?mount=&from=``:
+  ``201`` means mounted, ``202`` starts an ordinary upload at its ``Location``. Up to
+  ``chunk_size`` bytes go monolithically (``POST``, then ``PUT <location>?digest=`` with
+  the body); more go in chunks (``PATCH <location>`` with ``Content-Range:
+  <start>-<end>``, inclusive, following each answer's new ``Location``, then ``PUT
+  <location>?digest=`` without a body), read from a file one chunk at a time. The bytes
+  are hashed and counted as they are read; bytes that are not ``digest``/``size`` raise
+  :class:`DigestMismatchError` before the final ``PUT``, so nothing is committed (the
+  session is cancelled with ``DELETE``, best effort). Upload locations must stay on the
+  registry's origin (credentials go with them). ``HEAD /v2/<name>/manifests/<ref>``
+  tells whether a manifest exists, falling back to ``GET`` when the registry sends no
+  ``Docker-Content-Digest``.
 - **Errors** are translated here: callers see only the RegistryError family, one line,
   naming registry, repository and the object requested.
 
@@ -41,30 +58,49 @@ the pool size it was configured for (its connection limit).
 from __future__ import annotations
 
 import base64
-import email.utils
+import contextlib
+import hmac
 import random
 import re
 import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import IO, Any, Literal, Self, TypeVar
 
 import httpx
 
-from dhi_offline import __version__
 from dhi_offline.errors import (
     DhiError,
+    DigestMismatchError,
     InputError,
     MalformedEvidenceError,
     RegistryAuthError,
     RegistryError,
     RegistryNotFoundError,
+    SizeLimitError,
 )
 from dhi_offline.evidence.encoding import loads_json
+from dhi_offline.net.http import (
+    CHUNK_SIZE,
+    MAX_ERROR_BODY,
+    USER_AGENT,
+    Params,
+    RetryPolicy,
+    describe_transport_error,
+    drain,
+    error_excerpt,
+    make_client,
+    one_line,
+    read_limited,
+    retry_after_seconds,
+    send,
+    tls_verification_error,
+)
 from dhi_offline.oci.auth import (
     Challenge,
     Credentials,
@@ -78,6 +114,7 @@ from dhi_offline.oci.content import (
     DigestVerifier,
     Fetched,
     ReferrersResult,
+    new_hasher,
     referrers_tag,
     verify_bytes,
 )
@@ -103,82 +140,31 @@ from dhi_offline.oci.reference import (
     validate_tag,
 )
 
+__all__ = [
+    "DEFAULT_UPLOAD_CHUNK",
+    "DOCKER_HUB_API_HOST",
+    "MAX_ERROR_BODY",
+    "MAX_TOKEN_RESPONSE",
+    "USER_AGENT",
+    "BlobPush",
+    "RegistryClient",
+    "RetryPolicy",
+    "retry_after_seconds",
+]
+
 T = TypeVar("T")
 
+BlobPush = Literal["present", "mounted", "uploaded"]
+"""How :meth:`RegistryClient.upload_blob` got a blob into a repository: it was there
+already, the registry mounted it from another repository, or its bytes were sent."""
+
 DOCKER_HUB_API_HOST = "registry-1.docker.io"
-USER_AGENT = f"dhi-offline/{__version__}"
 MAX_TOKEN_RESPONSE = 1024 * 1024
-MAX_ERROR_BODY = 16 * 1024
+DEFAULT_UPLOAD_CHUNK = 8 * 1024 * 1024
+"""Blobs up to this size are uploaded in one request; larger ones in chunks this size."""
 _LINK_NEXT_RE = re.compile(r'<([^>]*)>\s*;\s*(?:[^,]*;\s*)*rel="?next"?', re.IGNORECASE)
-_CHUNK = 64 * 1024
+_RANGE_RE = re.compile(r"(?:bytes=)?0-(\d+)")
 _TOKEN_MIN_LIFETIME = 60.0  # token spec: expires_in defaults to 60 s
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently transient failures are retried."""
-
-    max_attempts: int = 5
-    """Attempts per request, the first included."""
-    backoff_base: float = 0.5
-    """Seconds before the second attempt; doubles each time."""
-    backoff_max: float = 20.0
-    """Cap on one backoff delay."""
-    retry_after_cap: float = 60.0
-    """Cap on a server's ``Retry-After``."""
-
-
-def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP date), or None."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():  # str.isdigit() also accepts '²'
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
-
-
-def _tls_context(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:
-    """httpx's ``verify``: a CA bundle path becomes an SSL context trusting that bundle."""
-    if not isinstance(verify, str):
-        return verify
-    try:
-        return ssl.create_default_context(cafile=verify)
-    except (OSError, ssl.SSLError) as e:
-        raise InputError(f"TLS CA bundle {verify}: cannot be used ({e})") from e
-
-
-def _retryable_status(status: int) -> bool:
-    return status in (408, 429) or (500 <= status <= 599 and status not in (501, 505))
-
-
-def _retryable_transport(error: httpx.TransportError) -> bool:
-    if isinstance(error, httpx.TimeoutException | httpx.RemoteProtocolError):
-        return True
-    if isinstance(error, httpx.NetworkError):
-        return _tls_verification_error(error) is None
-    return False
-
-
-def _tls_verification_error(error: BaseException) -> ssl.SSLCertVerificationError | None:
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 @dataclass
@@ -272,14 +258,13 @@ class RegistryClient:
         self.remember_referrers_api = remember_referrers_api
         self._referrers_api: dict[str, bool] = {}
         self._referrers_probes: dict[str, threading.Lock] = {}
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout, pool=None),
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-            headers={"User-Agent": user_agent, "Accept-Encoding": "identity"},
-            verify=_tls_context(verify_tls),
+        self._http = make_client(
+            timeout=timeout,
+            verify=verify_tls,
+            user_agent=user_agent,
+            concurrency=concurrency,
+            headers={"Accept-Encoding": "identity"},
             transport=transport,
-            follow_redirects=True,
-            max_redirects=10,
             event_hooks={"request": [self._count_request]},
         )
 
@@ -336,81 +321,56 @@ class RegistryClient:
         scope: str | None = None,
         headers: dict[str, str] | None = None,
         content: bytes | None = None,
-        params: dict[str, str] | None = None,
+        params: Params | None = None,
     ) -> T:
         """Send one logical request with auth and retries; ``handle`` consumes the response.
 
         ``registry`` set means the request is authenticated against that registry (with
-        ``scope`` for bearer tokens). ``handle`` runs while the body streams, so transport
-        errors it meets are retried like any other.
+        ``scope`` for bearer tokens): a ``401`` teaches the client the scheme once, and
+        a second one fails. The retries are :func:`dhi_offline.net.http.send`'s.
         """
-        attempt = 0
-        reauthenticated = False
-        while True:
-            attempt += 1
-            delay: float | None = None
-            request_headers = dict(headers or {})
-            if registry is not None:
-                authorization = self._authorization(registry, scope, what)
-                if authorization is not None:
-                    request_headers["Authorization"] = authorization
-            challenge: str | None = None
-            try:
-                with self._http.stream(
-                    method, url, headers=request_headers, content=content, params=params
-                ) as response:
-                    status = response.status_code
-                    if status == 401 and registry is not None:
-                        challenge = response.headers.get("www-authenticate", "")
-                        _drain(response)
-                    elif _retryable_status(status) and attempt < self.retry.max_attempts:
-                        delay = self._delay(attempt, response.headers.get("retry-after"))
-                        _drain(response)
-                    else:
-                        return handle(response)
-            except httpx.TransportError as e:
-                if not _retryable_transport(e) or attempt >= self.retry.max_attempts:
-                    raise self._transport_error(e, what, attempt) from e
-                delay = self._delay(attempt, None)
-            except (httpx.HTTPError, httpx.InvalidURL) as e:  # redirects, decoding, bad URLs
-                raise RegistryError(f"{what}: {_one_line(str(e)) or type(e).__name__}") from e
-            if challenge is not None and registry is not None:
-                # Answered after the 401's connection went back to the pool: with as many
-                # connections as threads, a token request made while holding it could
-                # wait for a free connection forever.
+        authorize: Callable[[], str | None] | None = None
+        on_unauthorized: Callable[[httpx.Headers], None] | None = None
+        if registry is not None:
+            authenticated = registry
+            reauthenticated = False
+
+            def credentials() -> str | None:
+                return self._authorization(authenticated, scope, what)
+
+            def challenged(response_headers: httpx.Headers) -> None:
+                nonlocal reauthenticated
                 if reauthenticated:
-                    raise self._refused(registry, what)
+                    raise self._refused(authenticated, what)
                 reauthenticated = True
-                self._on_challenge(registry, scope, challenge, what)
-                attempt -= 1  # the auth round trip is not a failed attempt
-                continue
-            if delay is not None:
-                self.sleep(delay)
+                challenge = response_headers.get("www-authenticate", "")
+                self._on_challenge(authenticated, scope, challenge, what)
 
-    def _delay(self, attempt: int, retry_after: str | None) -> float:
-        waited = retry_after_seconds(retry_after)
-        if waited is not None:
-            return min(waited, self.retry.retry_after_cap)
-        backoff = min(self.retry.backoff_base * 2.0 ** (attempt - 1), self.retry.backoff_max)
-        return backoff * (0.5 + 0.5 * self.jitter())
+            authorize, on_unauthorized = credentials, challenged
 
-    def _transport_error(self, e: httpx.TransportError, what: str, attempts: int) -> RegistryError:
-        tls = _tls_verification_error(e)
-        if tls is not None:
-            return RegistryError(
-                f"{what}: TLS certificate verification failed ({_one_line(tls.verify_message)}); "
-                "for a registry without a trusted certificate use --insecure-registry"
-            )
-        kind = (
-            "timed out"
-            if isinstance(e, httpx.TimeoutException)
-            else "cannot connect"
-            if isinstance(e, httpx.ConnectError)
-            else "connection failed"
+        def fail(e: httpx.HTTPError | httpx.InvalidURL, attempts: int) -> DhiError:
+            if not isinstance(e, httpx.TransportError):  # redirects, decoding, bad URLs
+                return RegistryError(f"{what}: {one_line(str(e)) or type(e).__name__}")
+            hint = ""
+            if tls_verification_error(e) is not None:
+                hint = "; for a registry without a trusted certificate use --insecure-registry"
+            return RegistryError(f"{what}: {describe_transport_error(e, attempts)}{hint}")
+
+        return send(
+            self._http,
+            method,
+            url,
+            handle=handle,
+            fail=fail,
+            policy=self.retry,
+            sleep=self.sleep,
+            jitter=self.jitter,
+            headers=headers,
+            authorize=authorize,
+            content=content,
+            params=params,
+            on_unauthorized=on_unauthorized,
         )
-        detail = _one_line(str(e)) or type(e).__name__
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        return RegistryError(f"{what}: {kind}{tries} ({detail})")
 
     # -- authentication --------------------------------------------------------------
 
@@ -445,7 +405,7 @@ class RegistryClient:
         if chosen is None:
             raise RegistryAuthError(
                 f"{what}: authentication required but the registry sent no usable "
-                f"challenge ({_one_line(header) or 'no WWW-Authenticate header'})"
+                f"challenge ({one_line(header) or 'no WWW-Authenticate header'})"
             )
         if chosen.scheme == "basic":
             if creds is None or not creds.has_password:
@@ -508,12 +468,13 @@ class RegistryClient:
                 raise RegistryAuthError(
                     f"{what}: refusing to send credentials to {realm} over plain HTTP"
                 )
-        query: dict[str, str] = {}
+        query: dict[str, str | list[str]] = {}
         if "service" in params:
             query["service"] = params["service"]
         wanted_scope = scope or params.get("scope")
         if wanted_scope:
-            query["scope"] = wanted_scope
+            # token.md: one scope parameter per scope; oauth.md: one space-delimited field.
+            query["scope"] = wanted_scope.split()
         token_what = f"{what}: token from {realm}"
         headers: dict[str, str] = {}
         method = "GET"
@@ -525,8 +486,11 @@ class RegistryClient:
                 "grant_type": "refresh_token",
                 "refresh_token": creds.identity_token,
                 "client_id": "dhi-offline",
-                **query,
             }
+            if "service" in params:
+                form["service"] = params["service"]
+            if wanted_scope:
+                form["scope"] = wanted_scope
             body = urllib.parse.urlencode(form).encode("ascii")
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             query = {}
@@ -536,14 +500,14 @@ class RegistryClient:
 
         def handle(response: httpx.Response) -> tuple[str, float]:
             if response.status_code in (401, 403):
-                _drain(response)
+                drain(response)
                 who = "anonymous access" if creds is None else f"the credentials for {registry}"
                 raise RegistryAuthError(
                     f"{token_what}: refused {who} (HTTP {response.status_code})"
                 )
             if response.status_code != 200:
                 raise _status_error(response, token_what)
-            data = _read_limited(response, MAX_TOKEN_RESPONSE, token_what)
+            data = read_limited(response, MAX_TOKEN_RESPONSE, what=token_what, error=SizeLimitError)
             try:
                 answer = loads_json(data, what=token_what)
             except MalformedEvidenceError as e:
@@ -591,7 +555,7 @@ class RegistryClient:
         reported = 0
         progress = self.progress if report_progress else None
         try:
-            for chunk in response.iter_bytes(_CHUNK):
+            for chunk in response.iter_bytes(CHUNK_SIZE):
                 verifier.update(chunk)
                 chunks.append(chunk)
                 if progress is not None:
@@ -612,7 +576,7 @@ class RegistryClient:
 
         def handle(response: httpx.Response) -> Fetched | None:
             if response.status_code == 404 and missing_ok:
-                _drain(response)
+                drain(response)
                 return None
             if response.status_code != 200:
                 raise _status_error(response, what)
@@ -690,6 +654,55 @@ class RegistryClient:
             return self._read_verified(response, verifier, report_progress=True)
 
         return self._perform(
+            "GET",
+            self._url(target, "blobs", digest),
+            what=what,
+            handle=handle,
+            registry=registry,
+            scope=f"repository:{repository}:pull",
+        )
+
+    def download_blob(
+        self,
+        registry: str,
+        repository: str,
+        digest: str,
+        out: IO[bytes],
+        *,
+        size: int | None = None,
+        limit: int | None = None,
+    ) -> None:
+        """Stream blob ``digest`` into ``out`` (never whole in memory), checked as it goes.
+
+        A retried attempt starts ``out`` again from where it was. On an error ``out``
+        holds partial bytes: the caller writes to a temporary file and discards it.
+
+        Raises:
+            SizeLimitError: over ``limit`` (default ``max_blob_size``); stopped early.
+            DigestMismatchError: wrong bytes, or more/fewer than ``size``.
+        """
+        validate_digest(digest)
+        target = _Target(registry, repository)
+        what = f"{target.label}: blob {digest}"
+        start = out.tell()
+
+        def handle(response: httpx.Response) -> None:
+            if response.status_code != 200:
+                raise _status_error(response, what)
+            out.seek(start)
+            out.truncate()
+            verifier = DigestVerifier(
+                digest,
+                what=what,
+                expected_size=size,
+                limit=self.max_blob_size if limit is None else limit,
+            )
+            for chunk in response.iter_bytes(CHUNK_SIZE):
+                verifier.update(chunk)
+                out.write(chunk)
+            verifier.finish()
+
+        self._perform(
             "GET",
             self._url(target, "blobs", digest),
             what=what,
@@ -786,7 +799,7 @@ class RegistryClient:
         ) -> tuple[bytes, tuple[Descriptor, ...], bool, str | None] | _NotFound:
             if response.status_code == 404:
                 body = b""
-                for chunk in response.iter_bytes(_CHUNK):  # cut short: retried as usual
+                for chunk in response.iter_bytes(CHUNK_SIZE):  # cut short: retried as usual
                     body += chunk
                     if len(body) > MAX_ERROR_BODY:
                         return _NotFound(api_missing=False)  # not an error body: tell nothing
@@ -831,66 +844,258 @@ class RegistryClient:
             descriptors = tuple(d for d in descriptors if d.artifact_type == artifact_type)
         return ReferrersResult(descriptors, "tag", found.data)
 
-    # -- writing (imports, test fixtures) ---------------------------------------------
+    # -- writing (uploads, imports, test fixtures) -----------------------------------
+
+    def blob_exists(self, registry: str, repository: str, digest: str) -> bool:
+        """Whether ``repository`` has blob ``digest`` (``HEAD``, asked with push scope)."""
+        validate_digest(digest)
+        target = _Target(registry, repository)
+        return self._blob_exists(
+            target, digest, f"{target.label}: blob {digest}", _push_scope(repository)
+        )
+
+    def upload_blob(
+        self,
+        registry: str,
+        repository: str,
+        content: bytes | Path,
+        *,
+        digest: str,
+        size: int,
+        media_type: str = OCTET_STREAM,
+        mount_from: str | None = None,
+        chunk_size: int = DEFAULT_UPLOAD_CHUNK,
+    ) -> BlobPush:
+        """Put blob ``digest`` of ``size`` bytes into ``repository`` unless it is there.
+
+        ``content`` is the bytes or a file holding them. Up to ``chunk_size`` bytes go
+        in one request; more go in ``PATCH`` requests of ``chunk_size`` bytes, read from
+        the file one chunk at a time (module docstring, "Uploads"). With ``mount_from``,
+        another repository on the same registry, the registry is first asked to mount
+        the blob from there. ``media_type`` is not sent: blobs are stored untyped and
+        every upload body is ``application/octet-stream``.
+
+        Each request is retried like any other; a failure mid-upload raises and leaves
+        the session uncommitted, and calling again starts over from a new ``POST``.
+
+        Returns:
+            ``"present"``, ``"mounted"`` or ``"uploaded"``.
+
+        Raises:
+            DigestMismatchError: the content is not ``size`` bytes hashing to ``digest``
+                (found before anything is committed).
+            InputError: the file cannot be read.
+            RegistryError: the registry refused or failed.
+        """
+        validate_digest(digest)
+        if size < 0:
+            raise ValueError("size must not be negative")
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        target = _Target(registry, repository)
+        scope = _push_scope(repository)
+        if mount_from is not None:
+            validate_repository(mount_from)
+            scope += f" repository:{mount_from}:pull"
+        upload = _Upload(target, digest, size, f"{target.label}: blob upload {digest}", scope)
+        if self._blob_exists(target, digest, upload.what, scope):
+            return "present"
+        if isinstance(content, bytes) or size <= chunk_size:
+            data = content if isinstance(content, bytes) else _read_small(content, upload)
+            check = upload.check()  # refused before the registry sees a byte
+            check.update(data)
+            check.finish()
+            if len(data) <= chunk_size:
+                return self._upload(upload, data, mount_from)
+            return self._upload(upload, _slices(data, chunk_size), mount_from)
+        with _open(content, upload.what) as stream:  # an unreadable file starts no session
+            return self._upload(upload, _reads(stream, chunk_size, upload.what), mount_from)
+
+    def manifest_exists(self, registry: str, repository: str, ref: str) -> Descriptor | None:
+        """The descriptor of manifest ``ref`` (tag or digest), or None when it is not there.
+
+        ``HEAD`` with the manifest ``Accept`` header (asked with push scope): media type,
+        digest and size come from ``Content-Type``, ``Docker-Content-Digest`` and
+        ``Content-Length``. When one is missing (the digest header is optional), the
+        manifest is fetched, verified and hashed instead.
+
+        Raises:
+            RegistryError: the registry failed, or names a digest other than ``ref``.
+        """
+        target = _Target(registry, repository)
+        by_digest = is_digest(ref)
+        if not by_digest:
+            validate_tag(ref)
+        what = f"{target.label}: {'manifest' if by_digest else 'tag'} {ref}"
+
+        def handle(response: httpx.Response) -> httpx.Headers | None:
+            if response.status_code not in (200, 404):
+                raise _status_error(response, what)
+            drain(response)
+            return response.headers if response.status_code == 200 else None
+
+        headers = self._perform(
+            "HEAD",
+            self._url(target, "manifests", ref),
+            what=what,
+            handle=handle,
+            registry=registry,
+            scope=_push_scope(repository),
+            headers={"Accept": ACCEPT_MANIFESTS},
+        )
+        if headers is None:
+            return None
+        served = headers.get("docker-content-digest", "")
+        if by_digest and served and served != ref:
+            raise RegistryError(f"{what}: registry answered for {served}")
+        media_type = headers.get("content-type", "").split(";")[0].strip()
+        length = headers.get("content-length", "")
+        if is_digest(served) and media_type and length.isascii() and length.isdigit():
+            return Descriptor(media_type, served, int(length))
+        found = self._manifest(target, ref, missing_ok=True, what=what)
+        return None if found is None else found.descriptor()
 
     def push_blob(
         self, registry: str, repository: str, data: bytes, media_type: str = OCTET_STREAM
     ) -> Descriptor:
-        """Upload ``data`` as a blob (monolithic POST then PUT) unless it is already there."""
-        target = _Target(registry, repository)
+        """Upload ``data`` as a blob unless it is already there (see :meth:`upload_blob`)."""
         digest = sha256_digest(data)
-        what = f"{target.label}: blob upload {digest}"
-        scope = f"repository:{repository}:pull,push"
+        self.upload_blob(
+            registry, repository, data, digest=digest, size=len(data), media_type=media_type
+        )
+        return Descriptor(media_type, digest, len(data))
 
-        def exists(response: httpx.Response) -> bool:
-            _drain(response)
-            if response.status_code in (200, 404):
-                return response.status_code == 200
-            raise _status_error(response, what)
+    def _blob_exists(self, target: _Target, digest: str, what: str, scope: str) -> bool:
+        def handle(response: httpx.Response) -> bool:
+            if response.status_code not in (200, 404):
+                raise _status_error(response, what)
+            drain(response)
+            return response.status_code == 200
 
-        if self._perform(
+        return self._perform(
             "HEAD",
             self._url(target, "blobs", digest),
             what=what,
-            handle=exists,
-            registry=registry,
-            scope=scope,
-        ):
-            return Descriptor(media_type, digest, len(data))
-
-        def started(response: httpx.Response) -> str:
-            if response.status_code != 202 or "location" not in response.headers:
-                raise _status_error(response, what)
-            _drain(response)
-            return str(response.url.join(response.headers["location"]))
-
-        location = self._perform(
-            "POST",
-            f"{self.base_url(registry)}/v2/{repository}/blobs/uploads/",
-            what=what,
-            handle=started,
-            registry=registry,
+            handle=handle,
+            registry=target.registry,
             scope=scope,
         )
-        upload = httpx.URL(location)
-        upload = upload.copy_merge_params({"digest": digest})
 
-        def finished(response: httpx.Response) -> None:
+    def _upload(
+        self, upload: _Upload, content: bytes | Iterator[bytes], mount_from: str | None
+    ) -> BlobPush:
+        """Start a session (or mount), send ``content`` whole or chunk by chunk, commit."""
+        location = self._start_upload(upload, mount_from)
+        if location is None:
+            return "mounted"
+        if isinstance(content, bytes):
+            self._commit_upload(upload, location, content)
+            return "uploaded"
+        check = upload.check()
+        try:
+            for chunk in content:
+                start = check.count
+                check.update(chunk)  # raises before a byte past ``size`` is sent
+                location = self._patch(upload, location, chunk, start)
+            check.finish()
+        except (DigestMismatchError, InputError):
+            self._cancel_upload(upload, location)
+            raise
+        self._commit_upload(upload, location, b"")
+        return "uploaded"
+
+    def _start_upload(self, upload: _Upload, mount_from: str | None) -> str | None:
+        """``POST`` an upload session (a mount with ``mount_from``): its location, or None
+        when the registry mounted the blob."""
+        what = upload.what
+
+        def handle(response: httpx.Response) -> str | None:
+            if response.status_code == 201 and mount_from is not None:
+                drain(response)
+                served = response.headers.get("docker-content-digest")
+                if served and served != upload.digest:
+                    raise RegistryError(f"{what}: registry mounted {served} instead")
+                return None
+            if response.status_code != 202 or "location" not in response.headers:
+                raise _status_error(response, what)
+            drain(response)
+            return _upload_location(response, what)
+
+        target = upload.target
+        return self._perform(
+            "POST",
+            f"{self.base_url(target.registry)}/v2/{target.repository}/blobs/uploads/",
+            what=what,
+            handle=handle,
+            registry=target.registry,
+            scope=upload.scope,
+            params={"mount": upload.digest, "from": mount_from} if mount_from else None,
+        )
+
+    def _patch(self, upload: _Upload, location: str, chunk: bytes, start: int) -> str:
+        """Send bytes ``start`` to ``start + len(chunk) - 1``; the session's next location."""
+        end = start + len(chunk) - 1
+        what = f"{upload.what}: bytes {start}-{end}"
+
+        def handle(response: httpx.Response) -> str:
+            if response.status_code != 202 or "location" not in response.headers:
+                raise _status_error(response, what)
+            drain(response)
+            held = _RANGE_RE.fullmatch(response.headers.get("range", "").strip())
+            if held is not None and int(held.group(1)) != end:  # a chunk went missing
+                raise RegistryError(f"{what}: the registry holds bytes 0-{held.group(1)}")
+            return _upload_location(response, what)
+
+        return self._perform(
+            "PATCH",
+            location,
+            what=what,
+            handle=handle,
+            registry=upload.target.registry,
+            scope=upload.scope,
+            headers={
+                "Content-Type": OCTET_STREAM,
+                "Content-Range": f"{start}-{end}",
+                "Content-Length": str(len(chunk)),
+            },
+            content=chunk,
+        )
+
+    def _commit_upload(self, upload: _Upload, location: str, body: bytes) -> None:
+        """``PUT <location>?digest=`` with the blob's last (or only) bytes."""
+        url = httpx.URL(location).copy_merge_params({"digest": upload.digest})
+        what = upload.what
+
+        def handle(response: httpx.Response) -> None:
             if response.status_code not in (201, 204):
                 raise _status_error(response, what)
-            _drain(response)
+            drain(response)
+            served = response.headers.get("docker-content-digest")
+            if served and served != upload.digest:
+                raise RegistryError(f"{what}: registry stored it as {served}, not {upload.digest}")
 
         self._perform(
             "PUT",
-            str(upload),
+            str(url),
             what=what,
-            handle=finished,
-            registry=registry,
-            scope=scope,
+            handle=handle,
+            registry=upload.target.registry,
+            scope=upload.scope,
             headers={"Content-Type": OCTET_STREAM},
-            content=data,
+            content=body,
         )
-        return Descriptor(media_type, digest, len(data))
+
+    def _cancel_upload(self, upload: _Upload, location: str) -> None:
+        """``DELETE`` a session that must not be committed; best effort (sessions expire)."""
+        with contextlib.suppress(DhiError):
+            self._perform(
+                "DELETE",
+                location,
+                what=f"{upload.what}: cancelling the upload",
+                handle=drain,
+                registry=upload.target.registry,
+                scope=upload.scope,
+            )
 
     def push_manifest(
         self, registry: str, repository: str, ref: str, data: bytes, media_type: str
@@ -907,7 +1112,7 @@ class RegistryClient:
         def handle(response: httpx.Response) -> str:
             if response.status_code not in (200, 201):
                 raise _status_error(response, what)
-            _drain(response)
+            drain(response)
             served = response.headers.get("docker-content-digest")
             if served and served != digest:
                 raise RegistryError(f"{what}: registry stored it as {served}, not {digest}")
@@ -934,25 +1139,102 @@ class _NotFound:
     repository is missing, which a registry with the API may answer with 404)."""
 
 
-def _drain(response: httpx.Response) -> None:
-    """Read and drop a (small) body so the connection can be reused."""
-    if response.is_stream_consumed:
-        return
+def _push_scope(repository: str) -> str:
+    return f"repository:{repository}:pull,push"
+
+
+@dataclass(frozen=True)
+class _Upload:
+    """One blob being uploaded: where, what it must be, how it is named and authorized."""
+
+    target: _Target
+    digest: str
+    size: int
+    what: str
+    scope: str
+
+    def check(self) -> _ContentCheck:
+        """A fresh check of content against ``digest`` and ``size``."""
+        return _ContentCheck(self.digest, self.size, self.what)
+
+
+class _ContentCheck:
+    """Hash and count upload content; refuse it as soon as it cannot be ``digest``/``size``."""
+
+    def __init__(self, digest: str, size: int, what: str) -> None:
+        self.digest = digest
+        self.size = size
+        self.what = what
+        self.count = 0
+        self._hasher = new_hasher(digest)
+
+    def update(self, chunk: bytes) -> None:
+        """Add ``chunk``; raise when the content passes ``size``."""
+        self.count += len(chunk)
+        if self.count > self.size:
+            raise DigestMismatchError(
+                f"{self.what}: content has more than the {self.size} bytes declared"
+            )
+        self._hasher.update(chunk)
+
+    def finish(self) -> None:
+        """Raise unless exactly ``size`` bytes hashing to ``digest`` went through."""
+        if self.count != self.size:
+            raise DigestMismatchError(
+                f"{self.what}: content has {self.count} bytes, not the {self.size} declared"
+            )
+        actual = f"{self.digest.partition(':')[0]}:{self._hasher.hexdigest()}"
+        if not hmac.compare_digest(actual, self.digest):
+            raise DigestMismatchError(f"{self.what}: content digest is {actual}")
+
+
+@contextlib.contextmanager
+def _open(path: Path, what: str) -> Iterator[IO[bytes]]:
     try:
-        for _ in response.iter_raw(_CHUNK):
-            if response.num_bytes_downloaded > MAX_ERROR_BODY:
-                break
-    except (httpx.HTTPError, httpx.StreamError):
-        pass
+        stream = path.open("rb")
+    except OSError as e:
+        raise InputError(f"{what}: cannot read {path}: {e.strerror or e}") from e
+    with stream:
+        yield stream
 
 
-def _read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
-    verifier = DigestVerifier(None, what=what, limit=limit)
-    chunks: list[bytes] = []
-    for chunk in response.iter_bytes(_CHUNK):
-        verifier.update(chunk)
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _read_small(path: Path, upload: _Upload) -> bytes:
+    """A file expected to hold ``upload.size`` bytes; one byte more shows it holds more."""
+    with _open(path, upload.what) as stream:
+        try:
+            return stream.read(upload.size + 1)
+        except OSError as e:
+            raise InputError(f"{upload.what}: cannot read {path}: {e.strerror or e}") from e
+
+
+def _reads(stream: IO[bytes], chunk_size: int, what: str) -> Iterator[bytes]:
+    """A file in chunks of ``chunk_size`` bytes (the last may be shorter)."""
+    while True:
+        try:
+            chunk = stream.read(chunk_size)
+        except OSError as e:
+            raise InputError(f"{what}: cannot read {stream.name}: {e.strerror or e}") from e
+        if not chunk:
+            return
+        yield chunk
+
+
+def _slices(data: bytes, chunk_size: int) -> Iterator[bytes]:
+    for start in range(0, len(data), chunk_size):
+        yield data[start : start + chunk_size]
+
+
+def _upload_location(response: httpx.Response, what: str) -> str:
+    """An upload session's ``Location``, resolved; it must stay on the registry's origin
+    because the registry's credentials are sent with it."""
+    location = response.url.join(response.headers["location"])
+    if (location.scheme, location.host, location.port) != (
+        response.url.scheme,
+        response.url.host,
+        response.url.port,
+    ):
+        raise RegistryError(f"{what}: upload location leaves the registry ({location})")
+    return str(location)
 
 
 def _error_codes(body: bytes) -> set[str]:
@@ -970,17 +1252,8 @@ def _error_codes(body: bytes) -> set[str]:
 def _status_error(response: httpx.Response, what: str) -> DhiError:
     """Turn a non-success response into a one-line RegistryError subclass."""
     status = response.status_code
-    detail = ""
-    try:
-        body = b""
-        for chunk in response.iter_bytes(_CHUNK):
-            body += chunk
-            if len(body) > MAX_ERROR_BODY:
-                break
-        if body:
-            detail = _error_detail(body[:MAX_ERROR_BODY])
-    except httpx.HTTPError:
-        pass
+    body = error_excerpt(response)
+    detail = _error_detail(body) if body else ""
     suffix = f"HTTP {status}" + (f" {detail}" if detail else "")
     if status == 401:
         return RegistryAuthError(f"{what}: authentication refused ({suffix})")
@@ -999,13 +1272,13 @@ def _error_detail(body: bytes) -> str:
         obj: Any = loads_json(body, what="error body")
     except MalformedEvidenceError:
         text = body.decode("utf-8", "replace")
-        return _one_line(text, 120) if text.isprintable() or text.strip() else ""
+        return one_line(text, 120) if text.isprintable() or text.strip() else ""
     errors = obj.get("errors") if isinstance(obj, dict) else None
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         code = errors[0].get("code")
         message = errors[0].get("message")
         parts = [str(p) for p in (code, message) if p]
-        return _one_line(": ".join(parts), 160)
+        return one_line(": ".join(parts), 160)
     return ""
 
 

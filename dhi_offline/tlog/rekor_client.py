@@ -5,28 +5,38 @@ It fetches what an offline verifier later needs and keeps every response's exact
 answers is pure and lives in :mod:`dhi_offline.tlog.rekor_api` (re-exported here).
 
 Failures: the log unreachable or answering an HTTP error -> :class:`RekorError` (one line
-naming the URL; 429, 5xx and connection errors are retried with exponential backoff
-first); an answer that is not the documented JSON -> :class:`MalformedEvidenceError`.
+naming the URL; 408, 429, 5xx and connection errors are retried first, by the shared loop
+of :mod:`dhi_offline.net.http`); an answer that is not the documented JSON ->
+:class:`MalformedEvidenceError`.
 """
 
 from __future__ import annotations
 
 import hmac
+import random
 import time
 from collections.abc import Callable, Mapping
 from urllib.parse import urlencode
 
 import httpx
 
-from dhi_offline import __version__
 from dhi_offline.errors import (
+    DhiError,
     MalformedEvidenceError,
     RekorError,
     TransparencyLogError,
     UsageError,
 )
-from dhi_offline.evidence.encoding import (
-    loads_json,
+from dhi_offline.evidence.encoding import loads_json
+from dhi_offline.net.http import (
+    RetryPolicy,
+    describe_transport_error,
+    error_excerpt,
+    make_client,
+    one_line,
+    read_limited,
+    retryable_status,
+    send,
 )
 from dhi_offline.tlog.rekor_api import (
     ConsistencyProof,
@@ -51,15 +61,8 @@ MAX_BACKOFF = 30.0
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 """Refuse answers larger than this (a Rekor entry is a few KiB; proofs are smaller)."""
 
-_RETRY_STATUSES = frozenset({408, 425, 429})
-
 
 # ---------------------------------------------------------------------------- data
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _api_message(body: bytes) -> str:
@@ -67,30 +70,29 @@ def _api_message(body: bytes) -> str:
     try:
         doc = loads_json(body, what="Rekor error")
     except MalformedEvidenceError:
-        return _one_line(body.decode("utf-8", "replace"), 120)
+        return one_line(body.decode("utf-8", "replace"), 120)
     if isinstance(doc, dict) and isinstance(doc.get("message"), str):
-        return _one_line(doc["message"], 120)
+        return one_line(doc["message"], 120)
     return ""
 
 
-def _is_decimal(text: str) -> bool:
-    # str.isdigit() also accepts superscripts such as '²', which float() refuses.
-    return text.isascii() and text.isdigit()
-
-
 class RekorClient:
-    """A synchronous Rekor v1 API client (``httpx``) with retries.
+    """A synchronous Rekor v1 API client with the retries of :mod:`dhi_offline.net.http`.
 
     Args:
         base_url: the log's URL, e.g. ``https://rekor.sigstore.dev``.
         transport: an ``httpx`` transport (tests pass ``httpx.MockTransport``).
         timeout: seconds per request.
         retries: how many times a request is retried after a connection error, a
-            timeout, HTTP 429 or a 5xx answer (so at most ``retries + 1`` attempts).
-        backoff: the first retry waits this many seconds, doubling each time (capped
-            at 30 s); a numeric ``Retry-After`` header is honoured up to the same cap.
-        sleep: the sleep function (tests pass a no-op).
+            timeout, HTTP 408, 429 or a 5xx answer but 501/505 (so at most
+            ``retries + 1`` attempts).
+        backoff: the first retry waits about this many seconds (scaled by jitter),
+            doubling each time (capped at 30 s); ``Retry-After`` replaces it, capped at
+            the same 30 s.
+        sleep: the sleep function (tests pass a no-op or a recorder).
         max_response_bytes: refuse larger answers.
+        retry: a retry policy; when given, it replaces ``retries`` and ``backoff``.
+        jitter: returns a float in [0, 1) that spreads backoff delays.
 
     Use as a context manager, or call :meth:`close`.
     """
@@ -105,30 +107,35 @@ class RekorClient:
         backoff: float = DEFAULT_BACKOFF,
         sleep: Callable[[float], None] = time.sleep,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        retry: RetryPolicy | None = None,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         url = base_url.strip().rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"Rekor URL must start with http:// or https://, got {base_url!r}")
         if retries < 0:
             raise UsageError("retries must be >= 0")
-        self.base_url = url
-        self._retries = retries
-        self._backoff = backoff
-        self._sleep = sleep
-        self._max = max_response_bytes
         try:
-            self._client = httpx.Client(
-                base_url=url,
-                transport=transport,
-                timeout=timeout,
-                follow_redirects=True,
-                headers={
-                    "Accept": "application/json",
-                    "User-Agent": f"dhi-offline/{__version__}",
-                },
-            )
-        except (httpx.InvalidURL, ValueError) as e:
+            httpx.URL(url)
+        except httpx.InvalidURL as e:
             raise UsageError(f"invalid Rekor URL {base_url!r}: {e}") from e
+        self.base_url = url
+        self.retry = (
+            retry
+            if retry is not None
+            else RetryPolicy(
+                max_attempts=retries + 1,
+                backoff_base=backoff,
+                backoff_max=MAX_BACKOFF,
+                retry_after_cap=MAX_BACKOFF,
+            )
+        )
+        self._sleep = sleep
+        self._jitter = jitter
+        self._max = max_response_bytes
+        self._client = make_client(
+            timeout=timeout, transport=transport, headers={"Accept": "application/json"}
+        )
 
     def __enter__(self) -> RekorClient:
         return self
@@ -220,65 +227,51 @@ class RekorClient:
     def _url(self, path: str, params: Mapping[str, str] | None) -> str:
         return self.base_url + path + (f"?{urlencode(params)}" if params else "")
 
-    def _delay(self, attempt: int, retry_after: str | None) -> float:
-        delay = self._backoff * float(1 << attempt)
-        if retry_after is not None and _is_decimal(retry_after.strip()):
-            delay = max(delay, float(retry_after.strip()))
-        return min(delay, MAX_BACKOFF)
-
     def _get(self, path: str, params: Mapping[str, str] | None) -> bytes:
         url = self._url(path, params)
-        attempts = self._retries + 1
-        last = ""
-        status: int | None = None
-        for attempt in range(attempts):
-            retry_after: str | None = None
-            try:
-                with self._client.stream("GET", path, params=params) as resp:
-                    status = resp.status_code
-                    if status in _RETRY_STATUSES or status >= 500:
-                        last = f"HTTP {status}"
-                        retry_after = resp.headers.get("Retry-After")
-                    else:
-                        body = self._read(resp, url)
-                        if not 200 <= status < 300:
-                            detail = _api_message(body)
-                            raise RekorError(
-                                f"Rekor GET {url} failed: HTTP {status}"
-                                + (f" ({detail})" if detail else ""),
-                                url=url,
-                                status=status,
-                            )
-                        return body
-            except httpx.TransportError as e:
-                status = None
-                last = _one_line(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
-            except httpx.HTTPError as e:  # decoding errors, too many redirects: not retried
-                raise RekorError(
-                    _one_line(f"Rekor GET {url} failed: {type(e).__name__}: {e}"), url=url
-                ) from e
-            if attempt + 1 < attempts:
-                self._sleep(self._delay(attempt, retry_after))
-        raise RekorError(
-            _one_line(
-                f"Rekor GET {url} failed after {attempts} attempt"
-                f"{'s' if attempts > 1 else ''}: {last}"
-            ),
-            url=url,
-            status=status,
-        )
+        attempts = self.retry.max_attempts
 
-    def _read(self, resp: httpx.Response, url: str) -> bytes:
-        chunks: list[bytes] = []
-        total = 0
-        for chunk in resp.iter_bytes():
-            total += len(chunk)
-            if total > self._max:
+        def handle(response: httpx.Response) -> bytes:
+            status = response.status_code
+            if retryable_status(status):  # the loop hands it over after the last attempt
                 raise RekorError(
-                    f"Rekor GET {url} failed: answer larger than {self._max} bytes", url=url
+                    f"Rekor GET {url} failed after {attempts} attempt"
+                    f"{'s' if attempts > 1 else ''}: HTTP {status}",
+                    url=url,
+                    status=status,
                 )
-            chunks.append(chunk)
-        return b"".join(chunks)
+            if not 200 <= status < 300:
+                detail = _api_message(error_excerpt(response))
+                raise RekorError(
+                    f"Rekor GET {url} failed: HTTP {status}" + (f" ({detail})" if detail else ""),
+                    url=url,
+                    status=status,
+                )
+            return read_limited(
+                response,
+                self._max,
+                what=f"Rekor GET {url} failed: answer",
+                error=lambda message: RekorError(message, url=url),
+            )
+
+        def fail(e: httpx.HTTPError | httpx.InvalidURL, tried: int) -> DhiError:
+            if isinstance(e, httpx.TransportError):
+                detail = describe_transport_error(e, tried)
+            else:  # decoding errors, too many redirects: not retried
+                detail = f"{type(e).__name__}: {e}"
+            return RekorError(one_line(f"Rekor GET {url} failed: {detail}", 300), url=url)
+
+        return send(
+            self._client,
+            "GET",
+            self.base_url + path,
+            handle=handle,
+            fail=fail,
+            policy=self.retry,
+            sleep=self._sleep,
+            jitter=self._jitter,
+            params=params,
+        )
 
 
 # ---------------------------------------------------------------------------- pure checks

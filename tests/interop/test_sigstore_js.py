@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
@@ -31,6 +30,7 @@ from dhi_offline.bundle.signing import generate_keypair
 from dhi_offline.cli.main import main
 from dhi_offline.oci.layout import OciLayoutWriter
 from dhi_offline.trust.keys import load_pem
+from tests.interop.sigstore_js import JS, installed_node
 from tests.support.publisher import (
     CTRF_TESTS,
     CYCLONEDX,
@@ -48,42 +48,13 @@ from tests.support.rekor_double import RekorDouble
 
 pytestmark = pytest.mark.integration
 
-JS = Path(__file__).resolve().parent / "js"
 LOG_TIME = 1_775_000_000
-NODE_MIN = (20, 17)
-
-
-def _node_tools() -> tuple[str, str]:
-    """(node, npm), or skip with the reason."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are needed for the sigstore-js interop test")
-    version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30)
-    parts = version.stdout.strip().lstrip("v").split(".")
-    if len(parts) < 2 or tuple(int(p) for p in parts[:2]) < NODE_MIN:
-        pytest.skip(f"@sigstore/verify 3.x needs node >= 20.17, found {version.stdout.strip()}")
-    return node, npm
 
 
 @pytest.fixture(scope="module")
 def node() -> str:
     """The node binary, with ``js/node_modules`` installed from the lock file."""
-    node, npm = _node_tools()
-    if not (JS / "node_modules" / "@sigstore" / "verify").is_dir():
-        try:
-            done = subprocess.run(
-                [npm, "ci", "--no-audit", "--no-fund"],
-                cwd=JS,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-        except subprocess.TimeoutExpired:
-            pytest.skip("npm ci timed out (no npm registry reachable?)")
-        if done.returncode != 0:
-            tail = " ".join(done.stderr.split())[-300:]
-            pytest.skip(f"npm ci failed in {JS}: {tail}")
-    return node
+    return installed_node()
 
 
 @dataclass

@@ -329,12 +329,15 @@ def test_forked_log_fails_consistency_and_equivocation_is_visible(
 
 def test_retries_on_500_and_429(double: RekorDouble) -> None:
     sleeps: list[float] = []
-    with double.serve() as url, RekorClient(url, sleep=sleeps.append, backoff=0.5) as client:
+    with (
+        double.serve() as url,
+        RekorClient(url, sleep=sleeps.append, backoff=0.5, jitter=lambda: 0.0) as client,
+    ):
         double.fail_next(2, 500)
         before = len(double.requests)
         assert client.log_info().tree_size == 7
         assert len(double.requests) == before + 3
-        assert sleeps == [0.5, 1.0]
+        assert sleeps == [0.25, 0.5]  # 0.5 s doubling, jitter pinned at its minimum (x0.5)
 
         sleeps.clear()
         double.fail_next(1, 429, retry_after="7")

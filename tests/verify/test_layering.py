@@ -12,6 +12,7 @@ NETWORK_MODULES = (
     "httpcore",
     "requests",
     "urllib3",
+    "dhi_offline.net",
     "dhi_offline.oci.client",
     "dhi_offline.tlog.rekor_client",
     "dhi_offline.trust.tuf",
@@ -29,7 +30,7 @@ def test_verify_package_pulls_in_no_network_client() -> None:
         "import importlib, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
         f"net = {NETWORK_MODULES!r}\n"
-        "pre = ('httpx.', 'dhi_offline.export.')\n"
+        "pre = ('httpx.', 'dhi_offline.export.', 'dhi_offline.net.')\n"
         "bad = [m for m in sys.modules if m in net or m.startswith(pre)]\n"
         "print(','.join(sorted(bad)))\n"
     )
