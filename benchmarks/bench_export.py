@@ -177,7 +177,7 @@ def build_image_set(i: int, publisher: TestPublisher) -> ImageSet:
     image_repo, att_repo = Repo(), Repo()
     platform_manifests: list[Manifest] = []
     entries: list[dict[str, Any]] = []
-    minimum = 1 + len(PLATFORMS)  # the tag, then each platform manifest
+    minimum = 1 + len(PLATFORMS) + 1  # the tag, each platform manifest, the empty config
     set_only = attestations = 0
     for os_name, arch in PLATFORMS:
         layer = Blob(OCI_LAYER, f"layer {repository} {arch}\n".encode() * 8)
@@ -244,8 +244,10 @@ def build_image_set(i: int, publisher: TestPublisher) -> ImageSet:
         #   image registry: 1 referrers listing, 1 .att tag (the .att manifest itself),
         #   2 DSSE blobs, 2 bundle manifests + 2 bundle blobs;
         #   attestation registry: 1 referrers listing, and per DHI attestation its
-        #   manifest, statement blob, signature listing, signature manifest, payload blob.
-        minimum += (1 + 1 + 2 + 4) + (1 + 5 * len(dhi))
+        #   manifest, statement blob, signature listing, signature manifest, payload blob;
+        #   the config blobs that make those manifests pushable unchanged (``push``): the
+        #   .att manifest's and each signature manifest's (the empty config: per image).
+        minimum += (1 + 1 + 2 + 4) + (1 + 5 * len(dhi)) + (1 + len(dhi))
     index = Manifest(
         _compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}),
         media_type=OCI_INDEX,

@@ -147,9 +147,14 @@ def push(
             on_action=on_action,
         )
     outcome = result.attempt.outcome
+    document = {
+        "verdict": outcome.verdict,
+        "verification": json.loads(render_json(outcome)),
+        "push": result.push.to_json() if result.push is not None else None,
+    }
     if result.push is None:
         if output is ListFormat.json:
-            typer.echo(json.dumps({"verification": json.loads(render_json(outcome)), "push": None}))
+            typer.echo(json.dumps(document, indent=2, sort_keys=True))
         reason = (
             f"{outcome.step}: {outcome.reason}"
             if isinstance(outcome, Refusal)
@@ -158,8 +163,7 @@ def push(
         typer.echo(f"dhi-offline: push refused, nothing written: {reason}", err=True)
         raise typer.Exit(1)
     if output is ListFormat.json:
-        doc = {"verdict": outcome.verdict, "push": result.push.to_json()}
-        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        typer.echo(json.dumps(document, indent=2, sort_keys=True))
     else:
         report = result.push
         emit_rich(lambda console: _summary(console, report, outcome.verdict))

@@ -40,24 +40,31 @@ def bundle_descriptor(data: bytes, what: str) -> tuple[Descriptor, dict[str, str
     """The bundle layer of a pushed bundle's manifest, and the manifest's annotations.
 
     Raises:
-        MalformedEvidenceError: not a dhi-offline bundle artifact.
+        InputError: not a dhi-offline bundle artifact (the wrong REF: exit 2).
     """
-    doc = require_dict(loads_json(data, what=what), what=what)
+    try:
+        doc = require_dict(loads_json(data, what=what), what=what)
+        layers = doc.get("layers")
+        layer = (
+            Descriptor.from_json(layers[0], what=f"{what} layer")
+            if isinstance(layers, list) and len(layers) == 1
+            else None
+        )
+    except MalformedEvidenceError as e:
+        raise InputError(f"{what} is not a dhi-offline bundle: {e.message}") from e
     if doc.get("artifactType") != names.BUNDLE_ARTIFACT_TYPE:
-        raise MalformedEvidenceError(
+        raise InputError(
             f"{what} is not a dhi-offline bundle (artifactType {doc.get('artifactType')!r}, "
             f"expected {names.BUNDLE_ARTIFACT_TYPE})"
         )
-    layers = doc.get("layers")
-    if not isinstance(layers, list) or len(layers) != 1:
-        raise MalformedEvidenceError(f"{what}: a bundle artifact has exactly one layer")
-    layer = Descriptor.from_json(layers[0], what=f"{what} layer")
+    if layer is None:
+        raise InputError(f"{what}: a bundle artifact has exactly one layer")
     if layer.media_type != layout.MEDIA_TYPE:
-        raise MalformedEvidenceError(
+        raise InputError(
             f"{what}: layer media type {layer.media_type!r}, expected {layout.MEDIA_TYPE}"
         )
     if layer.size > MAX_BUNDLE_SIZE:
-        raise MalformedEvidenceError(f"{what}: bundle of {layer.size} bytes is over the limit")
+        raise InputError(f"{what}: bundle of {layer.size} bytes is over the limit")
     annotations = doc.get("annotations")
     ann = (
         {k: v for k, v in annotations.items() if isinstance(v, str)}
@@ -72,8 +79,7 @@ def pull_bundle(client: RegistryClient, ref: Reference, output: Path) -> Pulled:
 
     Raises:
         RegistryError: the registry failed, or the bytes are not those of the digest.
-        MalformedEvidenceError: ``ref`` is not a bundle artifact.
-        InputError: ``output`` cannot be written.
+        InputError: ``ref`` is not a bundle artifact, or ``output`` cannot be written.
     """
     fetched = client.get_manifest(ref.registry, ref.repository, ref.tag_or_digest)
     layer, annotations = bundle_descriptor(fetched.data, str(ref))

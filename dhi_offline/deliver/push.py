@@ -257,8 +257,8 @@ class _Pusher:
         kept = [x for x in layers if drop is None or not drop(x)]
         have = {str(x.get("digest")) for x in kept}
         new = [(d, c) for d, c in add if d["digest"] not in have]
-        if existing is not None and not new and len(kept) == len(layers):
-            return "present"
+        if not new and len(kept) == len(layers):
+            return "present"  # nothing to add or remove (no tag and nothing to add: none made)
         for _, content in new:
             self.blob(repository, content)
         merged = kept + [d for d, _ in new]

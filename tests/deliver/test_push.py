@@ -380,3 +380,86 @@ def test_a_bundle_without_a_config_blob_is_reported_not_pushed(
     with _client() as client:
         assert client.manifest_exists(site.registry.host, REPOSITORY, victim.manifest) is None
     del config
+
+
+def test_pull_refuses_what_is_not_a_bundle_and_unwritable_outputs(site: Site) -> None:
+    site.mirror()
+    image = f"{site.registry.host}/{REPOSITORY}:3.13"
+    out = site.d / "x.dhi.tar.zst"
+    code, _, err = run_cli(["pull", image, "-o", str(out)])
+    assert code == 2
+    assert "is not a dhi-offline bundle" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    code, stdout, err = run_cli([*site.push_argv(), "--format", "json"])
+    assert code == 0, err
+    reference = json.loads(stdout)["push"]["bundleReference"]
+    code, _, err = run_cli(["pull", reference, "-o", "/proc/x.dhi.tar.zst"])  # never writable
+    assert code == 2
+    assert err.startswith("dhi-offline: error: cannot write /proc/x.dhi.tar.zst")
+    assert "Traceback" not in err
+    code, stdout, err = run_cli(["pull", reference, "-o", str(out), "--format", "json"])
+    assert code == 0, err
+    assert json.loads(stdout)["sha256"] == hashlib.sha256(site.bundle.read_bytes()).hexdigest()
+    assert [p.name for p in site.d.glob(".x.dhi.tar.zst.*")] == []  # no partial file left
+
+
+def test_push_from_the_archive(site: Site) -> None:
+    site.mirror()
+    code, _, err = run_cli(["import", str(site.bundle), *trust_argv(site.d)])
+    assert code == 0, err
+    site.bundle.unlink()  # the archive's copy is what gets pushed
+    argv = site.push_argv("--format", "json")
+    argv.remove(str(site.bundle))
+    code, out, err = run_cli([*argv, "--from-archive", "0"])
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["verdict"] == "PASS"
+    assert all(v["verificationResult"] == "PASSED" for v in doc["push"]["verdicts"])
+    code, _, err = run_cli([*argv, "--from-archive", "7"])
+    assert code == 2
+    assert "no import matches '7'" in err
+
+
+def test_a_failed_verdict_creates_no_empty_signature_tag(site: Site) -> None:
+    site.mirror()
+    code, out, _ = run_cli([*site.push_argv("--at", "2026-01-01T00:00:00Z"), "--format", "json"])
+    skipped = [a for a in json.loads(out)["push"]["actions"] if a["kind"] == "signature"]
+    assert {a["status"] for a in skipped} == {"skipped"}
+    with _client() as client:
+        platforms, _, _ = _bundle_contents(site)
+        for digest in platforms.values():
+            assert (
+                client.get_tag(site.registry.host, REPOSITORY, names.signature_tag(digest)) is None
+            )
+    del code
+
+
+def test_json_documents_match_docs(site: Site) -> None:
+    from tests.cli.test_json_output import documented
+    from tests.report.test_json import _paths
+
+    open_objects = {"verification"}
+    site.mirror()
+    code, out, err = run_cli([*site.push_argv(), "--format", "json"])
+    assert code == 0, err
+    pushed = json.loads(out)
+    bad = site.d / "bad.dhi.tar.zst"
+    bad.write_bytes(site.bundle.read_bytes()[:-100])
+    code, out, err = run_cli([*site.push_argv(bundle=bad), "--format", "json"])
+    assert code == 1, err
+    refused = json.loads(out)
+    assert refused["push"] is None and refused["verdict"] == "FAIL"
+    found = _paths(pushed, open_objects=open_objects) | _paths(refused, open_objects=open_objects)
+    assert found == documented("push")
+    code, out, err = run_cli(
+        [
+            "pull",
+            pushed["push"]["bundleReference"],
+            "-o",
+            str(site.d / "p.dhi.tar.zst"),
+            "--format",
+            "json",
+        ]
+    )
+    assert code == 0, err
+    assert _paths(json.loads(out), open_objects=set()) == documented("pull")
