@@ -31,8 +31,8 @@ system-deps:
 	fi
 
 lint: venv
-	$(VENV)/bin/ruff check dhi_offline tests
-	$(VENV)/bin/ruff format --check dhi_offline
+	$(VENV)/bin/ruff check dhi_offline tests benchmarks
+	$(VENV)/bin/ruff format --check dhi_offline benchmarks
 
 typecheck: venv
 	$(VENV)/bin/mypy --strict dhi_offline

@@ -17,6 +17,7 @@ benchmark ignores the cache. The cache holds throw-away keys generated for it.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,10 +42,12 @@ if str(REPO_ROOT) not in sys.path:
     # PYTHONPATH (a scratch copy with a fix to measure) or the installed package.
     sys.path.append(str(REPO_ROOT))
 
+import cryptography  # noqa: E402
 import zstandard  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
+import dhi_offline  # noqa: E402
 from dhi_offline import __version__  # noqa: E402
 from dhi_offline.bundle import layout  # noqa: E402
 from dhi_offline.bundle.manifest import ImageEntry, PlatformImage  # noqa: E402
@@ -99,8 +103,6 @@ def sha256_digest(data: bytes) -> str:
 
 
 def b64(data: bytes) -> str:
-    import base64
-
     return base64.b64encode(data).decode()
 
 
@@ -167,8 +169,6 @@ def machine() -> dict[str, str]:
                 break
     except OSError:
         pass
-    import cryptography
-
     libzstd = ".".join(map(str, zstandard.ZSTD_VERSION))
     zstd_cli = ""
     if shutil.which("zstd"):
@@ -195,8 +195,6 @@ def print_machine() -> dict[str, str]:
         f"machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory']} memory, Python {m['python']}, "
         f"{m['system']}"
     )
-    import dhi_offline
-
     print(
         f"versions: dhi-offline {m['dhi_offline']} ({Path(dhi_offline.__file__).parent}), "
         f"cryptography {m['cryptography']}, "
@@ -579,20 +577,37 @@ def _components(rng: random.Random, names: list[str], start: int, count: int) ->
     return ",".join(parts)
 
 
-def write_sbom_statement(path: Path, ref: PlatformRef, size: int, seed: int) -> tuple[str, int]:
+KEY_ORDERS = ("last", "sorted", "first")
+"""Where the statement's ``predicate`` member sits: last (in-toto-golang, BuildKit,
+cosign), after ``_type`` (sorted keys, canonical JSON), or first. All equally valid."""
+
+
+def write_sbom_statement(
+    path: Path, ref: PlatformRef, size: int, seed: int, *, order: str = "last"
+) -> tuple[str, int]:
     """Write an in-toto statement holding a CycloneDX SBOM of about ``size`` bytes to
-    ``path``, streaming (a batch of components at a time); returns (digest, size)."""
+    ``path``, streaming (a batch of components at a time); returns (digest, size).
+    ``order`` is one of :data:`KEY_ORDERS`."""
     rng = random.Random(seed)  # noqa: S311 (test data, not secrets)
     names = _words(rng, 4000)
+    members = {
+        "_type": STATEMENT_V1,
+        "subject": [{"name": ref.name, "digest": {"sha256": ref.hex}}],
+        "predicateType": CYCLONEDX,
+    }
+    if order == "last":
+        before, after = compact(members)[:-1] + b",", b"}"
+    elif order == "sorted":
+        rest = {k: members[k] for k in ("predicateType", "subject")}
+        before = compact({"_type": STATEMENT_V1})[:-1] + b","
+        after = b"," + compact(rest)[1:]
+    elif order == "first":
+        before, after = b"{", b"," + compact(members)[1:]
+    else:
+        raise ValueError(f"unknown key order {order!r}")
     head = (
-        compact(
-            {
-                "_type": STATEMENT_V1,
-                "subject": [{"name": ref.name, "digest": {"sha256": ref.hex}}],
-                "predicateType": CYCLONEDX,
-            }
-        )[:-1]
-        + b',"predicate":'
+        before
+        + b'"predicate":'
         + compact(
             {
                 "bomFormat": "CycloneDX",
@@ -607,7 +622,7 @@ def write_sbom_statement(path: Path, ref: PlatformRef, size: int, seed: int) -> 
         )[:-1]
         + b',"components":['
     )
-    tail = b"]}}"
+    tail = b"]}" + after
     digest = hashlib.sha256()
     written = 0
     batch = 2000
@@ -630,7 +645,14 @@ def write_sbom_statement(path: Path, ref: PlatformRef, size: int, seed: int) -> 
 
 
 def build_sbom_bundle(
-    output: Path, keys: Keys, *, attestations: int, sbom_size: int, staging: Path, seed: int = 0
+    output: Path,
+    keys: Keys,
+    *,
+    attestations: int,
+    sbom_size: int,
+    staging: Path,
+    seed: int = 0,
+    order: str = "last",
 ) -> tuple[WrittenBundle, BundleBuilder]:
     """A bundle of ``attestations`` SBOM attestations of ~``sbom_size`` bytes each: one
     single-platform image per SBOM. Statements are staged as files under ``staging``
@@ -641,7 +663,9 @@ def build_sbom_bundle(
         for n in range(attestations):
             image, (ref,) = builder.add_image(f"dhi.io/bench-sbom-{n:03d}", seed=str(seed))
             path = staging / f"sbom-{n:03d}.json"
-            digest, size = write_sbom_statement(path, ref, sbom_size, seed * 100_000 + n)
+            digest, size = write_sbom_statement(
+                path, ref, sbom_size, seed * 100_000 + n, order=order
+            )
             builder.add_attestation(
                 image, ref, CYCLONEDX, path, statement_digest=digest, statement_size=size
             )
@@ -685,7 +709,6 @@ class ChildRun:
 
 def run_child(argv: Sequence[str], *, env: dict[str, str] | None = None) -> ChildRun:
     """Run ``argv`` and measure it alone: wall time and that child's own rusage."""
-    import tempfile
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
@@ -739,7 +762,7 @@ def chunks_of(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
 def profile(fn: Any) -> None:
     """Run ``fn`` under pyinstrument and print the profile (``--profile``)."""
     try:
-        from pyinstrument import Profiler
+        from pyinstrument import Profiler  # noqa: PLC0415 (optional: only for --profile)
     except ImportError:
         print("--profile: pyinstrument is not installed (.venv/bin/pip install pyinstrument)")
         return

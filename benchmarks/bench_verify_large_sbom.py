@@ -20,8 +20,10 @@ Measured, each the median of ``--runs`` interleaved runs, on the same file:
 Target: ``dhi-offline verify`` at most 2x the floor.
 
 Usage: ``python benchmarks/bench_verify_large_sbom.py [--attestations N] [--sbom-mb MB]
-[--quick] [--runs R] [--fresh] [--profile] [--json FILE]``. Needs the ``zstd`` program
-(Debian package ``zstd``); exits 0 with a note when it is missing.
+[--quick] [--runs R] [--fresh] [--profile] [--json FILE] [--order last|sorted|first]``;
+``--order`` moves the statement's ``predicate`` member (a publisher may write any
+order). Needs the ``zstd`` program (Debian package ``zstd``); exits 0 with a note when
+it is missing.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from typing import Any
 import zstandard
 from _common import (
     BENCH_POLICY_SBOM,
+    KEY_ORDERS,
     build_sbom_bundle,
     cache_dir,
     cached_file,
@@ -100,6 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="rebuild cached inputs")
     parser.add_argument("--profile", action="store_true", help="print a pyinstrument profile")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--order",
+        choices=KEY_ORDERS,
+        default="last",
+        help="where the statement's predicate member sits (see _common.KEY_ORDERS)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("zstd") is None or shutil.which("sha256sum") is None:
         print(
@@ -112,13 +121,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     sbom_size = int(sbom_mb * 1_000_000)
 
     m = print_machine()
-    cache = cache_dir(f"large-sbom-{count}x{sbom_size}", fresh=args.fresh)
+    suffix = "" if args.order == "last" else f"-{args.order}"
+    cache = cache_dir(f"large-sbom-{count}x{sbom_size}{suffix}", fresh=args.fresh)
     keys = load_keys(cache / "keys")
     started = time.perf_counter()
     bundle = cached_file(
         cache / "bundle.dhi.tar.zst",
         lambda tmp: build_sbom_bundle(
-            tmp, keys, attestations=count, sbom_size=sbom_size, staging=cache / "staging"
+            tmp,
+            keys,
+            attestations=count,
+            sbom_size=sbom_size,
+            staging=cache / "staging",
+            order=args.order,
         ),
     )
     policy_file = cache / "policy.toml"
@@ -126,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tar_size = tar_stream_size(bundle)
     file_size = bundle.stat().st_size
     print(
-        f"workload: {count} SBOM attestations of ~{sbom_mb:g} MB; "
+        f"workload: {count} SBOM attestations of ~{sbom_mb:g} MB, predicate {args.order}; "
         f"tar stream {tar_size / 1e6:.1f} MB, "
         f"bundle {file_size / 1e6:.1f} MB (ratio {tar_size / file_size:.1f}); "
         f"inputs ready in {time.perf_counter() - started:.1f} s"
@@ -233,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"dhi-offline verify peak RSS: {max(cli_rss) / 1e6:.0f} MB")
     figures: dict[str, Any] = {
         "machine": m,
+        "key_order": args.order,
         "attestations": count,
         "sbom_bytes": sbom_size,
         "tar_bytes": tar_size,

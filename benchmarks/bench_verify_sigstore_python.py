@@ -116,7 +116,7 @@ def root_files(work: Path) -> dict[str, Path]:
 
 def trust_configs(work: Path, roots: dict[str, Path]) -> dict[str, Path]:
     """``--trust-config`` files for sigstore's CLI: our trusted root + its signing config."""
-    import sigstore
+    import sigstore  # noqa: PLC0415 (the compared library, loaded only to compare)
 
     store = Path(sigstore.__file__).parent / "_store"
     out: dict[str, Path] = {}
@@ -165,14 +165,14 @@ def dhi_offline_verifier(all_cases: list[Case], roots: dict[str, Path]) -> Any:
 
 
 def sigstore_python_verifier(all_cases: list[Case], roots: dict[str, Path]) -> Any:
-    from sigstore import dsse
-    from sigstore.errors import VerificationError
-    from sigstore.hashes import Hashed
-    from sigstore.models import Bundle
-    from sigstore.models import TrustedRoot as SigstoreRoot
-    from sigstore.verify import Verifier
-    from sigstore.verify.policy import Identity
-    from sigstore_models.common.v1 import HashAlgorithm
+    from sigstore import dsse  # noqa: PLC0415 (the compared library, loaded only to compare)
+    from sigstore.errors import VerificationError  # noqa: PLC0415 (the compared library, loaded only to compare)
+    from sigstore.hashes import Hashed  # noqa: PLC0415 (the compared library, loaded only to compare)
+    from sigstore.models import Bundle  # noqa: PLC0415 (the compared library, loaded only to compare)
+    from sigstore.models import TrustedRoot as SigstoreRoot  # noqa: PLC0415 (the compared library, loaded only to compare)
+    from sigstore.verify import Verifier  # noqa: PLC0415 (the compared library, loaded only to compare)
+    from sigstore.verify.policy import Identity  # noqa: PLC0415 (the compared library, loaded only to compare)
+    from sigstore_models.common.v1 import HashAlgorithm  # noqa: PLC0415 (the compared library, loaded only to compare)
 
     verifiers = {
         name: Verifier(trusted_root=SigstoreRoot.from_file(str(path)))
@@ -243,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("sigstore").setLevel(logging.ERROR)
 
     m = print_machine()
-    import sigstore
+    import sigstore  # noqa: PLC0415 (the compared library, loaded only to compare)
 
     print(f"sigstore-python {sigstore.__version__}")
     all_cases = cases()

@@ -1,11 +1,13 @@
 """in-toto attestation Statements, v0.1 and v1, and subject matching by digest.
 
 The statement's top level (``_type``, ``subject``, ``predicateType``, and that no key
-appears twice) is always parsed strictly. The predicate is built lazily: when it is
-the last member (as every producer writes it), its text is only checked for well-formed
-JSON (:mod:`dhi_offline.evidence.skim`) while the statement is parsed, and the strict
-parser builds it the first time :attr:`Statement.predicate` is read. A multi-megabyte
-SBOM that nothing reads is then never built.
+appears twice) is always parsed strictly. The predicate is built lazily, wherever it
+sits among the members: its text is only checked for well-formed JSON
+(:mod:`dhi_offline.evidence.skim`) while the statement is parsed, and the strict parser
+builds it the first time :attr:`Statement.predicate` is read. A multi-megabyte SBOM that
+nothing reads is then never built. When the predicate is not the last member (sorted
+keys, canonical JSON), the members after it are found from the end of the text and
+parsed strictly; the predicate's text must then be exactly one JSON object.
 """
 
 from __future__ import annotations
@@ -246,6 +248,72 @@ def _parse_top_level(payload: bytes) -> TopLevel:
     return _scan_top_level(payload, text, stop)
 
 
+_REQUIRED = frozenset({"_type", "subject", "predicateType"})
+_TAIL = 256 * 1024
+"""Members after the predicate are looked for in this many bytes before the end."""
+_CLOSE_THEN_KEY = re.compile(rb"\}[ \t\n\r]*,[ \t\n\r]*\"")
+
+
+def _members_after(
+    payload: bytes, start: int, stop: int, top: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """Where a predicate that is not the last member ends, and the members after it.
+
+    Candidates are the ``}`` followed by ``, "`` in the last :data:`_TAIL` bytes, from
+    the end backwards; the first whose remainder parses strictly as members up to the
+    final ``}`` is taken. The caller then requires ``payload[start:end]`` to be exactly
+    one JSON object, and a JSON object has one end: a wrong candidate can only make
+    that check fail (the strict parser then decides), never change the meaning.
+    """
+    region_start = max(start, stop - _TAIL)
+    region = payload[region_start:stop]
+    for match in reversed(list(_CLOSE_THEN_KEY.finditer(region))):
+        end = region_start + match.start() + 1
+        try:
+            rest = _parse_members(payload[end : stop + 1].decode("utf-8"))
+        except UnicodeDecodeError:
+            continue
+        if rest is None:
+            continue
+        if "predicate" in rest or rest.keys() & top.keys():
+            raise _NotFast  # a duplicate: the strict parser names it
+        return end, rest
+    raise _NotFast
+
+
+def _parse_members(text: str) -> dict[str, Any] | None:
+    """``, "k": v, ... }`` parsed strictly to its last character, or None."""
+    decoder = strict_decoder()
+    members: dict[str, Any] = {}
+    idx = _WS.match(text, 0).end()  # type: ignore[union-attr]
+    if text[idx : idx + 1] != ",":
+        return None
+    idx += 1
+    try:
+        while True:
+            idx = _WS.match(text, idx).end()  # type: ignore[union-attr]
+            if text[idx : idx + 1] != '"':
+                return None
+            key, idx = _scanstring(text, idx + 1, True)
+            idx = _WS.match(text, idx).end()  # type: ignore[union-attr]
+            if text[idx : idx + 1] != ":" or key in members:
+                return None
+            idx = _WS.match(text, idx + 1).end()  # type: ignore[union-attr]
+            value, idx = decoder.raw_decode(text, idx)
+            if not within_depth(value, MAX_JSON_DEPTH - 1):
+                return None
+            members[key] = value
+            idx = _WS.match(text, idx).end()  # type: ignore[union-attr]
+            sep = text[idx : idx + 1]
+            if sep == "}":
+                return members if idx + 1 == len(text) else None
+            if sep != ",":
+                return None
+            idx += 1
+    except (ValueError, RecursionError):
+        return None
+
+
 def _scan_top_level(payload: bytes, text: str, stop: int) -> TopLevel:
     """:func:`_parse_top_level` over ``text``, the decoded ``payload`` or a head of it."""
     decoder = strict_decoder()
@@ -267,13 +335,21 @@ def _scan_top_level(payload: bytes, text: str, stop: int) -> TopLevel:
             if key in top:
                 raise _NotFast  # a duplicate: the strict parser names it
             if key == "predicate":
+                before = text[:idx]
+                start = idx if before.isascii() else len(before.encode("utf-8"))
+                if top.keys() >= _REQUIRED:
+                    # Go's order: the predicate last, its bytes up to before the final "}".
+                    ptype = top["predicateType"]
+                    if not isinstance(ptype, str):
+                        raise _NotFast
+                    return top, skim_object(payload[start:stop], ptype)
+                # Members follow the predicate (sorted keys, predicate first...).
+                end, rest = _members_after(payload, start, stop, top)
+                top.update(rest)
                 ptype = top.get("predicateType")
                 if not isinstance(ptype, str):
                     raise _NotFast
-                # The predicate's bytes: from here to before the final "}".
-                before = text[:idx]
-                start = idx if before.isascii() else len(before.encode("utf-8"))
-                return top, skim_object(payload[start:stop], ptype)
+                return top, skim_object(payload[start:end], ptype)
             value, idx = decoder.raw_decode(text, idx)
         except (ValueError, RecursionError) as e:
             raise _NotFast from e

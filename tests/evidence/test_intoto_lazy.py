@@ -226,3 +226,66 @@ def test_top_level_longer_than_the_decoded_head(pad: int) -> None:
     assert len(parsed.subjects) == 1500
     _same_meaning(payload)
     assert parsed.summary == {"packages": sbom_package_count(CDX, _sbom())}
+
+
+def _ordered(order: str, *, indent: int | None = None) -> bytes:
+    doc = _statement(_sbom())
+    if order == "sorted":
+        return json.dumps(doc, sort_keys=True, indent=indent).encode()
+    if order == "predicate first":
+        doc = {"predicate": doc.pop("predicate"), **doc}
+    elif order == "predicate in the middle":
+        doc = {
+            "_type": doc["_type"],
+            "predicate": doc["predicate"],
+            "subject": doc["subject"],
+            "predicateType": doc["predicateType"],
+        }
+    return json.dumps(doc, indent=indent).encode()
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+@pytest.mark.parametrize("order", ["sorted", "predicate first", "predicate in the middle", "last"])
+def test_the_predicate_is_skimmed_wherever_it_sits(order: str, indent: int | None) -> None:
+    payload = _ordered(order, indent=indent)
+    parsed = parse_statement(payload)
+    assert not parsed.predicate_built, "the fast path did not apply"
+    assert parsed.summary is not None and parsed.summary["packages"] > 2000
+    _same_meaning(payload)
+
+
+@pytest.mark.parametrize("order", ["sorted", "predicate first"])
+def test_a_duplicate_after_a_leading_predicate_is_refused(order: str) -> None:
+    text = _ordered(order).decode()
+    hidden = text[:-1] + ', "subject": [{"name": "x", "digest": {"sha256": "' + B + '"}}]}'
+    with pytest.raises(MalformedEvidenceError, match="duplicate key 'subject'"):
+        parse_statement(hidden.encode())
+
+
+def test_a_member_smuggled_inside_a_leading_predicate_is_not_read() -> None:
+    # The predicate's own last member looks like the statement's members; the real
+    # subject after the predicate must still be the one read.
+    doc = _statement(_sbom())
+    doc["predicate"]["subject"] = [{"name": "evil", "digest": {"sha256": B}}]
+    payload = json.dumps(doc, sort_keys=True).encode()
+    parsed = parse_statement(payload)
+    assert [s.digest["sha256"] for s in parsed.subjects] == [A]
+    _same_meaning(payload)
+
+
+@pytest.mark.parametrize("order", ["sorted", "predicate first"])
+def test_a_leading_predicate_that_is_not_one_object_is_refused(order: str) -> None:
+    text = _ordered(order).decode()
+    broken = text.replace('"specVersion": "1.5"', '"specVersion": "1.5",', 1)
+    with pytest.raises(MalformedEvidenceError, match="not valid JSON"):
+        parse_statement(broken.encode())
+
+
+@pytest.mark.parametrize("order", ["sorted", "predicate in the middle"])
+def test_a_key_before_a_middle_predicate_repeated_after_it_is_refused(order: str) -> None:
+    # Sorted keys put "_type" before the predicate; a second "_type" after it would win
+    # in a last-wins parser and change the statement's meaning.
+    text = _ordered(order).decode()
+    hidden = text[:-1] + ', "_type": "https://in-toto.io/Statement/v0.1"}'
+    with pytest.raises(MalformedEvidenceError, match="duplicate key '_type'"):
+        parse_statement(hidden.encode())

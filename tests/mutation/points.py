@@ -39,6 +39,7 @@ CONF = "tests/verify/test_conformance.py"
 POLICY = "tests/verify/test_policy.py"
 TLOG = "tests/tlog"
 DSSE = "tests/evidence/test_dsse_intoto.py"
+LAZY = "tests/evidence/test_intoto_lazy.py"
 BUNDLE_CALLS = "tests/cli/test_bundle_call_sites.py"
 
 POINTS: tuple[Point, ...] = (
@@ -250,6 +251,14 @@ POINTS: tuple[Point, ...] = (
         "            if key in top:\n                raise _NotFast",
         "            if False:\n                raise _NotFast",
         (CALL,),
+    ),
+    Point(
+        "duplicate-key-after-predicate",
+        "a top-level key repeated after a leading predicate is refused",
+        "dhi_offline/evidence/intoto.py",
+        '        if "predicate" in rest or rest.keys() & top.keys():',
+        "        if False:",
+        (LAZY,),
     ),
     # -- transparency log -----------------------------------------------------------------
     Point(
