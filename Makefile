@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SYSTEM_TOOLS := docker-registry skopeo chromium zstd
 
-.PHONY: all venv system-deps lint typecheck unit test demo demo-push clean
+.PHONY: all venv system-deps lint typecheck unit test demo demo-push clean dist
 
 all: test
 
@@ -48,6 +48,16 @@ demo: venv
 # Delivery to an internal registry: real docker-registry and skopeo (docs/admission.md).
 demo-push: venv system-deps
 	$(PY) -m dhi_offline.demo_push bundles/demo-push
+
+# Offline installer for the air-gapped host (docs/install.md): every wheel, install.sh,
+# SHA256SUMS signed with the exporter key. `make dist SIGNING_KEY=exporter.pem` builds
+# for this machine; DIST_PLATFORM=manylinux_2_28_aarch64 DIST_PYTHON=3.12 for another.
+SIGNING_KEY ?= exporter.pem
+DIST_PLATFORM ?=
+DIST_PYTHON ?=
+dist: venv
+	$(PY) -m dhi_offline dist build --signing-key $(SIGNING_KEY) -o dist \
+	  $(if $(DIST_PLATFORM),--platform $(DIST_PLATFORM)) $(if $(DIST_PYTHON),--python $(DIST_PYTHON))
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

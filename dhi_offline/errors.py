@@ -211,6 +211,14 @@ class BundleLimitError(BundleFormatError):
     step = "bundle limits"
 
 
+class TufError(VerificationError):
+    """Sigstore TUF metadata does not verify from the pinned root: a root below its
+    signature threshold or out of sequence, expired or rolled-back metadata, or a
+    target whose length or hashes differ from what the targets role lists."""
+
+    step = "TUF"
+
+
 class ExpiredBundleError(VerificationError):
     """The bundle is past its expiry at the reference time."""
 
@@ -228,3 +236,17 @@ class ArchiveIntegrityError(VerificationError):
     written, or the log does not end at the head the caller expected."""
 
     step = "archive integrity"
+
+
+class DistBuildError(DhiError):
+    """The offline installer could not be built: pip could not download or build a wheel,
+    or there is no source tree to build from. Nothing is left in the output directory."""
+
+    exit_code = 2
+
+
+class DistIntegrityError(VerificationError):
+    """A file of an offline installer is missing, not listed in, or differs from its
+    signed ``SHA256SUMS``, or the installer holds something other than plain files."""
+
+    step = "installer files"

@@ -13,10 +13,17 @@ older format refuse members they do not know.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Final
 
 FORMAT_VERSION: Final = 1
-"""The archive format version this code writes and the only one it reads."""
+"""The archive format version written when a bundle carries no ``tuf/`` member."""
+
+FORMAT_VERSION_TUF: Final = 2
+"""Version 1 plus the optional ``tuf/`` members; written only when they are present."""
+
+FORMAT_VERSIONS: Final = frozenset({FORMAT_VERSION, FORMAT_VERSION_TUF})
+"""The versions this code reads. A version-1 bundle must not carry ``tuf/`` members."""
 
 MEDIA_TYPE: Final = "application/vnd.dhi-offline.bundle.v1+tar+zstd"
 """Media type of a whole bundle file."""
@@ -50,6 +57,24 @@ SIGSTORE_BUNDLE_TEMPLATE: Final = "evidence/sigstore/{id}.sigstore.json"
 """A standard sigstore bundle (v0.3) for a Rekor-backed cosign signature, written so
 other Sigstore clients can verify the same evidence; informative, never required."""
 
+# -- Sigstore TUF metadata (format version 2) ------------------------------------------
+
+TUF_PREFIX: Final = "tuf/"
+TUF_ROOT_TEMPLATE: Final = "tuf/root/{version}.root.json"
+"""Every TUF root version the exporter fetched, 1 (or ``--tuf-root-from``) to newest."""
+TUF_TIMESTAMP: Final = "tuf/timestamp.json"
+TUF_SNAPSHOT: Final = "tuf/snapshot.json"
+TUF_TARGETS: Final = "tuf/targets.json"
+TUF_TARGET_TEMPLATE: Final = "tuf/targets/{name}"
+"""A target file by its TUF target name (no consistent-snapshot hash prefix)."""
+TUF_TARGET_NAMES: Final = (
+    "trusted_root.json",
+    "signing_config.v0.2.json",
+    "signing_config.json",
+)
+"""The only targets a bundle carries."""
+TUF_FIXED_MEMBERS: Final = frozenset({TUF_TIMESTAMP, TUF_SNAPSHOT, TUF_TARGETS})
+
 # -- content-addressed and per-log members ----------------------------------------------
 
 BLOBS_PREFIX: Final = "blobs/sha256/"
@@ -82,6 +107,7 @@ MAX_PATH_LENGTH: Final = 255
 """USTAR's limit: ``prefix`` (155) + ``/`` + ``name`` (100) bytes."""
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_TUF_ROOT = re.compile(r"tuf/root/([1-9][0-9]{0,8})\.root\.json")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # One path segment: the POSIX portable filename characters, not starting with "." (no
 # hidden files, no "." or "..") or "-" (never mistaken for an option).
@@ -154,6 +180,42 @@ def _fits_ustar(path: str) -> bool:
     return False
 
 
+def tuf_root_path(version: int) -> str:
+    """``tuf/root/<version>.root.json``: one TUF root version (>= 1)."""
+    if _check_index(version, "TUF root version") < 1:
+        raise ValueError("a TUF root version starts at 1")
+    return TUF_ROOT_TEMPLATE.format(version=version)
+
+
+def tuf_target_path(name: str) -> str:
+    """``tuf/targets/<name>``: one of :data:`TUF_TARGET_NAMES`."""
+    if name not in TUF_TARGET_NAMES:
+        raise ValueError(f"not a TUF target a bundle carries: {name!r}")
+    return TUF_TARGET_TEMPLATE.format(name=name)
+
+
+def tuf_root_version_of(path: str) -> int | None:
+    """The version a ``tuf/root/<N>.root.json`` member is named by, else None."""
+    m = _TUF_ROOT.fullmatch(path)
+    return int(m.group(1)) if m else None
+
+
+def format_version_for(paths: Iterable[str]) -> int:
+    """The format version a bundle with these member paths is written as."""
+    return FORMAT_VERSION_TUF if any(p.startswith(TUF_PREFIX) for p in paths) else FORMAT_VERSION
+
+
+def _tuf_path_problem(path: str) -> str | None:
+    if path in TUF_FIXED_MEMBERS or tuf_root_version_of(path) is not None:
+        return None
+    if path.removeprefix("tuf/targets/") in TUF_TARGET_NAMES and path.startswith("tuf/targets/"):
+        return None
+    return (
+        "a TUF member must be tuf/root/<N>.root.json, tuf/timestamp.json, tuf/snapshot.json, "
+        "tuf/targets.json or tuf/targets/<trusted_root.json|signing_config...>"
+    )
+
+
 def member_path_problem(path: str) -> str | None:
     """Why ``path`` is not an acceptable member name, or None when it is.
 
@@ -192,6 +254,8 @@ def member_path_problem(path: str) -> str | None:
         return "a blob must be named blobs/sha256/<64 lowercase hex>"
     if path.startswith((EVIDENCE_PREFIX, TLOG_PREFIX)):
         return None
+    if path.startswith(TUF_PREFIX):
+        return _tuf_path_problem(path)
     return "not a known member path (see docs/format.md)"
 
 

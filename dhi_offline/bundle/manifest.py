@@ -42,7 +42,10 @@ _MAX_ITEMS = 1_000_000
 
 def _is_version(value: object) -> bool:
     # type() rather than isinstance(): neither True nor 1.0 is the integer 1 here.
-    return type(value) is int and value == layout.FORMAT_VERSION
+    return type(value) is int and value in layout.FORMAT_VERSIONS
+
+
+_READS = " and ".join(str(v) for v in sorted(layout.FORMAT_VERSIONS))
 
 
 def _fail(what: str, problem: str) -> BundleFormatError:
@@ -266,7 +269,8 @@ class BundleManifest:
     """The signed description of a bundle (``manifest.json``)."""
 
     format_version: int
-    """Always :data:`layout.FORMAT_VERSION`; any other value is refused."""
+    """:data:`layout.FORMAT_VERSION`, or :data:`layout.FORMAT_VERSION_TUF` exactly when a
+    member is under ``tuf/``; any other value is refused."""
     tool_version: str
     """dhi-offline version that wrote the bundle (informational)."""
     created: datetime
@@ -289,7 +293,7 @@ class BundleManifest:
             raise _fail(
                 "format_version",
                 f"unsupported format version {self.format_version!r} "
-                f"(this dhi-offline reads version {layout.FORMAT_VERSION})",
+                f"(this dhi-offline reads versions {_READS})",
             )
         _text(self.tool_version, "tool_version", max_len=128)
         created = _time(self.created, "created")
@@ -314,6 +318,16 @@ class BundleManifest:
             if cur.path < prev.path:
                 raise _fail("members", f"not sorted by path ({cur.path!r} after {prev.path!r})")
         paths = {m.path for m in members}
+        # One version per content: tuf/ members exist only in version 2, and version 2
+        # only with them, so a version-1 reader never meets a member it does not know.
+        expected = layout.format_version_for(paths)
+        if self.format_version != expected:
+            raise _fail(
+                "format_version",
+                f"version {self.format_version} with"
+                + ("" if expected == layout.FORMAT_VERSION_TUF else "out")
+                + f" {layout.TUF_PREFIX} members (expected {expected})",
+            )
         for m in members:
             # "a" and "a/b" cannot both be extracted: one would need to be a directory.
             parts = m.path.split("/")
@@ -380,7 +394,7 @@ class BundleManifest:
                 raise _fail(
                     "format_version",
                     f"unsupported format version {version!r} "
-                    f"(this dhi-offline reads version {layout.FORMAT_VERSION})",
+                    f"(this dhi-offline reads versions {_READS})",
                 )
         d = _object(obj, "object", _MANIFEST_KEYS)
         members = _tuple(d["members"], "members")

@@ -165,7 +165,8 @@ def write_bundle(
     source_date_epoch: int | None = None,
     flags: Sequence[str] = (),
 ) -> WrittenBundle:
-    """Write a signed format-v1 bundle to ``output``, atomically.
+    """Write a signed bundle to ``output``, atomically: format version 1, or 2 when a
+    member is under ``tuf/``.
 
     Args:
         output: the bundle file (by convention ``*.dhi.tar.zst``). Replaced on success;
@@ -194,7 +195,7 @@ def write_bundle(
     # Pass 1: sizes and digests for the manifest.
     listed = tuple(Member(path, *_measure(src, path)) for path, src in entries)
     manifest = BundleManifest(
-        format_version=layout.FORMAT_VERSION,
+        format_version=layout.format_version_for(m.path for m in listed),
         tool_version=tool_version,
         created=created,
         expires=expires,

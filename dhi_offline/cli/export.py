@@ -34,6 +34,8 @@ from dhi_offline.cli.inputs import load_trusted_root, read_file
 from dhi_offline.cli.state import default_state_dir
 from dhi_offline.errors import InputError, UsageError
 from dhi_offline.export.run import MAX_JOBS, ExportConfig, ExportResult, ImageRequest, run_export
+from dhi_offline.export.tuf import collect as collect_tuf
+from dhi_offline.export.tuf import fetcher_for
 from dhi_offline.net.http import fetch_url
 from dhi_offline.oci.client import RegistryClient, RetryPolicy
 from dhi_offline.oci.mediatypes import Platform
@@ -43,6 +45,7 @@ from dhi_offline.report._common import clean
 from dhi_offline.tlog.rekor_client import RekorClient
 from dhi_offline.trust.keyring import Keyring, KeyringEntry, shipped_dhi_keyring
 from dhi_offline.trust.keys import load_pem
+from dhi_offline.trust.trusted_root import TrustedRoot
 from dhi_offline.trust.tuf import production_trusted_root
 from dhi_offline.verify.policy import parse_duration
 
@@ -59,6 +62,10 @@ _H_ATT_FROM = (
     "REGISTRY\\[/PREFIX] holding the attestations (default for dhi.io: registry.scout.docker.com)."
 )
 _H_KEY = "Publisher public key (PEM file or URL); repeatable. Default: the shipped DHI keyring."
+_H_TUF = (
+    "Carry Sigstore's TUF metadata from this repository URL or local copy (format version "
+    "2), so the host can update its trusted root through TUF."
+)
 _H_ROOT = "trusted_root.json (default: Sigstore public-good via TUF, else the shipped copy)."
 _H_REKOR = "Rekor to complete SET-only entries from (default: the log's URL in the trusted root)."
 _H_NO_REKOR = "Do not contact Rekor; SET-only entries stay SET-only."
@@ -203,6 +210,14 @@ def export(
             help="The real name (registry/repo:tag) to record for the one OCI layout image.",
         ),
     ] = None,
+    tuf_metadata: Annotated[
+        str | None,
+        typer.Option("--tuf-metadata", metavar="URL|DIR", help=_H_TUF),
+    ] = None,
+    tuf_root_from: Annotated[
+        int,
+        typer.Option("--tuf-root-from", metavar="N", help="First TUF root version to carry."),
+    ] = 1,
 ) -> None:
     """Collect images, attestations, log proofs and keys into one signed bundle.
 
@@ -222,8 +237,18 @@ def export(
     private_key = load_private_key(signing_key)
     console = Console(stderr=True, quiet=output_format is OutputFormat.json)
     warnings: list[str] = []
+    tuf = None
+    if tuf_metadata is not None:
+        tuf = collect_tuf(
+            fetcher_for(tuf_metadata),
+            root_from=tuf_root_from,
+            at=datetime.now(UTC).replace(microsecond=0),
+        )
     if trusted_root is not None:
         root = load_trusted_root(trusted_root)
+    elif tuf is not None:
+        # Verified through TUF just now: no need for sigstore-python's online update.
+        root = TrustedRoot.from_bytes(tuf.result.trusted_root)
     else:
         root, note = production_trusted_root()
         if note:
@@ -260,7 +285,8 @@ def export(
                     if attestations_from
                     else parse_reference(target)
                 )
-                assert isinstance(att_ref, Reference)
+                if not isinstance(att_ref, Reference):
+                    raise UsageError(f"--attestations-from {target!r} must name a registry")
                 att_sources.append(RegistrySource(client, att_ref))
         elif attestations_from:
             raise UsageError("--attestations-from applies to registry images, not oci-layout:")
@@ -293,6 +319,7 @@ def export(
         allow_unverified=allow_unverified,
         source_date_epoch=epoch,
         jobs=jobs,
+        tuf_members=tuple(tuf.members) if tuf is not None else (),
     )
 
     progress = Progress(

@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "push": ("deliver", "push", False),
     "pull": ("deliver", "pull", False),
     "admission-config": ("admission", "admission_config", False),
+    "dist": ("dist", "app", True),
 }
 
 

@@ -6,18 +6,23 @@ The trust store is the global ``--config DIR`` (or ``DHI_OFFLINE_CONFIG_DIR``,
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from dhi_offline.cli.options import ListFormat, ListFormatOpt, hidden_json
+from dhi_offline.cli.options import AtOpt, ListFormat, ListFormatOpt, TrustExporterOpt, hidden_json
 from dhi_offline.cli.state import default_config_dir
 from dhi_offline.errors import UsageError
-from dhi_offline.host.trust import public_key_from_file
+from dhi_offline.host import tufroot
+from dhi_offline.host.session import ReferenceTime, make_workdir
+from dhi_offline.host.trust import build_trust, public_key_from_file
 from dhi_offline.report.documents import dumps, trust_list_document
+from dhi_offline.trust import changes
 from dhi_offline.trust.keyring import shipped_dhi_keyring
 from dhi_offline.trust.store import TrustStore
+from dhi_offline.trust.tuf_store import TufStore
 
 app = typer.Typer(help="Pinned exporter and publisher keys of this host.", no_args_is_help=True)
 
@@ -104,3 +109,91 @@ def distrust(
     added = _store().distrust(entry.key_id, entry.name)
     state = "distrusted" if added else "already distrusted:"
     typer.echo(f"{state} shipped publisher key {entry.name} {entry.key_id}")
+
+
+@app.command("update-root")
+def update_root(
+    bundle: Annotated[
+        Path, typer.Argument(help="A bundle exported with --tuf-metadata.", metavar="BUNDLE")
+    ],
+    staging: Annotated[
+        bool, typer.Option("--staging", help="The Sigstore staging TUF repository.")
+    ] = False,
+    at: AtOpt = None,
+    trust_exporter: TrustExporterOpt = None,
+) -> None:
+    """Pin a new Sigstore trusted root carried in a bundle, after verifying the bundle's
+    signature and the TUF chain from the TUF root this host pinned (first: the one
+    shipped). Later verifications without --trusted-root use it. Nothing is pinned on
+    failure."""
+    config = default_config_dir()
+    trust = build_trust(
+        config_dir=config,
+        trust_exporter=trust_exporter or [],
+        trust_publisher=[],
+        trusted_root=None,
+        trust_bundle_keys=False,
+    )
+    time = ReferenceTime.parse(at)
+    work = make_workdir()
+    try:
+        done = tufroot.update_root(
+            bundle,
+            trust=trust,
+            store=TufStore(config),
+            instance="staging" if staging else "production",
+            at=time.at,
+            now=time.now,
+            workdir=work,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    r = done.result
+    typer.echo(
+        f"trusted root updated through TUF: root v{done.before.root_version} -> "
+        f"v{r.root_version}, targets v{r.targets_version} (sha256 {r.trusted_root_sha256})"
+    )
+
+
+@app.command("bundle-keys")
+def bundle_keys(
+    bundle: Annotated[
+        Path, typer.Argument(help="The .dhi.tar.zst bundle.", metavar="BUNDLE", show_default=False)
+    ],
+    write: Annotated[
+        Path | None,
+        typer.Option(
+            "--write", metavar="DIR", help="Also write each key as DIR/NAME.pub, to pin with add."
+        ),
+    ] = None,
+    trust_exporter: TrustExporterOpt = None,
+) -> None:
+    """Show the publisher keys a bundle carries and how they differ from the keys this host
+    pins (the bundle's exporter signature is verified first). Nothing is pinned: compare
+    a key's fingerprint with the publisher's, then 'trust add' the file --write made."""
+    trust = build_trust(
+        config_dir=default_config_dir(),
+        trust_exporter=trust_exporter or [],
+        trust_publisher=[],
+        trusted_root=None,
+        trust_bundle_keys=False,
+    )
+    exporters = {key_id: key for key_id, (_, key) in trust.exporters.items()}
+    ring = changes.read_bundle_keyring(bundle, exporters=exporters)
+    distrusted = {d.rsplit(" ", 1)[-1] for d in trust.distrusted}
+    found = changes.keyring_changes(trust.publishers, ring, ignore=distrusted)
+    by_id = {c.carried.key_id: c for c in found}
+    for e in ring.entries:
+        change = by_id.get(e.key_id)
+        if e.key_id in distrusted:
+            state, host = "DISTRUSTED", ""
+        elif change is None:
+            state, host = "pinned", ""
+        elif change.pinned is None:
+            state, host = "NOT PINNED", ""
+        else:
+            state, host = "CHANGED", f"  (this host: {changes.describe_state(change.pinned)})"
+        what = f"{changes.pin_name(e)}  {changes.fingerprint(e.key)}"
+        typer.echo(f"{state:<10} {what}  {changes.describe_state(e)}{host}")
+    for path in changes.write_keys(ring, write) if write is not None else []:
+        typer.echo(f"wrote {path}")

@@ -69,6 +69,8 @@ def host_run(
         time=ReferenceTime.parse(at),
         allow_rollback=allow_rollback,
         keep_statements=keep_statements,
+        # --trusted-root wins over a bundle's TUF metadata.
+        tuf_config_dir=default_config_dir() if trust.trusted_root is None else None,
     )
 
 

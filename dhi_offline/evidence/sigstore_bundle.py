@@ -96,7 +96,8 @@ class SigstoreBundle:
         """The signature bytes (what RFC 3161 timestamps cover)."""
         if self.message_signature is not None:
             return self.message_signature.signature
-        assert self.envelope is not None
+        if self.envelope is None:
+            raise MalformedEvidenceError("bundle has neither a message signature nor an envelope")
         return self.envelope.signatures[0].sig
 
     @property

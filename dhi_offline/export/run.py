@@ -109,6 +109,9 @@ class ExportConfig:
     source_date_epoch: int | None = None
     jobs: int = 1
     """Images fetched at once (1 to :data:`MAX_JOBS`); 1 fetches them one after another."""
+    tuf_members: tuple[tuple[str, bytes], ...] = ()
+    """Verified Sigstore TUF metadata (``export.tuf.collect``), written under ``tuf/``;
+    with them the bundle is format version 2."""
 
 
 @dataclass
@@ -784,4 +787,5 @@ def _members(
     )
     if config.trusted_root.raw:
         members.append((layout.TRUSTED_ROOT, config.trusted_root.raw))
+    members += config.tuf_members
     return members

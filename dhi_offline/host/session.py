@@ -20,8 +20,10 @@ from typing import Any
 
 from dhi_offline import __version__
 from dhi_offline.archive.store import Archive, History, LogLine
-from dhi_offline.errors import InputError, UsageError, VerificationError
+from dhi_offline.errors import DhiError, InputError, UsageError, VerificationError
+from dhi_offline.host.tufroot import pin_from_bundle, trust_through_bundle
 from dhi_offline.trust.timerange import format_rfc3339, parse_rfc3339
+from dhi_offline.trust.tuf_chain import TufResult
 from dhi_offline.verify.attestation import AttestationResult
 from dhi_offline.verify.bundle import (
     BundleTrust,
@@ -33,7 +35,7 @@ from dhi_offline.verify.bundle import (
     verify_bundle_file,
 )
 from dhi_offline.verify.policy import Policy
-from dhi_offline.verify.result import Outcome, Progress, Refusal
+from dhi_offline.verify.result import Outcome, Progress, Refusal, VerificationReport
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,10 @@ class HostRun:
     time: ReferenceTime
     allow_rollback: bool = False
     keep_statements: bool | Callable[[str, AttestationResult], bool] = False
+    tuf_config_dir: Path | None = None
+    """Where this host's TUF pins live: ``verify`` and ``import`` run the TUF chain of a
+    bundle carrying ``tuf/`` from them. None: the bundle's TUF metadata is not used
+    (``--trusted-root`` was given)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,8 @@ class Attempt:
     """One verification attempt: the verified bundle, or the refusal at steps 1-4."""
 
     result: VerifiedBundle | Refusal
+    tuf: TufResult | None = None
+    """The bundle's TUF chain, verified, when its trusted root was used."""
 
     @property
     def outcome(self) -> Outcome:
@@ -119,8 +127,13 @@ def attempt(
     size: int | None = None,
     rollback_note: str | None = None,
     workdir: Path | None = None,
+    apply_tuf: bool = False,
 ) -> Attempt:
     """Run the plan on ``bundle`` with the rollback state of ``history``.
+
+    With ``apply_tuf`` (and ``run.tuf_config_dir``), a bundle carrying ``tuf/`` is
+    verified with the trusted root its TUF chain vouches for; a chain that does not
+    verify refuses the bundle at step ``TUF``.
 
     A refusal at steps 1-4 is returned as a :class:`Refusal`, not raised. The file is
     hashed once: by the caller (``sha256``), else while the report is built, else for
@@ -151,7 +164,15 @@ def attempt(
     owned = workdir is None
     work = make_workdir() if workdir is None else workdir
     try:
-        return Attempt(verify_bundle_file(bundle, trust=run.trust, options=options, workdir=work))
+        trust, tuf = run.trust, None
+        if apply_tuf and run.tuf_config_dir is not None:
+            through = trust_through_bundle(
+                bundle, trust, config_dir=run.tuf_config_dir, at=run.time.at, progress=progress
+            )
+            if through is not None:
+                trust, tuf = through
+        verified = verify_bundle_file(bundle, trust=trust, options=options, workdir=work)
+        return Attempt(verified, tuf=tuf)
     except VerificationError as e:
         if sha256 is None or size is None:
             sha256, size = _hash(bundle)
@@ -232,12 +253,24 @@ def verify(
         with archive.lock(exclusive=False):
             found = archive.history()  # refuses a deleted or rewritten log
         history = found if found.lines else None
-    result = attempt(bundle, run, history, workdir=workdir)
+    result = attempt(bundle, run, history, workdir=workdir, apply_tuf=True)
     verified = result.verified
+    warnings: list[str] = []
     if history is None and verified is not None:
-        warning = f"no evidence archive at {archive.root}: rollback was checked against no history"
-        report = dataclasses.replace(verified.report, warnings=(*verified.report.warnings, warning))
-        result = Attempt(dataclasses.replace(verified, report=report))
+        warnings.append(
+            f"no evidence archive at {archive.root}: rollback was checked against no history"
+        )
+    if result.tuf is not None and verified is not None:
+        warnings.append(
+            f"the trusted root from this bundle's TUF metadata (root v{result.tuf.root_version}, "
+            f"targets v{result.tuf.targets_version}) was used for this verification only and "
+            "is not pinned: 'import' or 'trust update-root' pins it"
+        )
+    if warnings and verified is not None:
+        report = dataclasses.replace(
+            verified.report, warnings=(*verified.report.warnings, *warnings)
+        )
+        result = Attempt(dataclasses.replace(verified, report=report), tuf=result.tuf)
     return result
 
 
@@ -286,7 +319,8 @@ def import_bundle(
             return ImportResult(
                 attempt=None, already=earlier, already_receipt=archive.receipt(earlier)
             )
-        result = attempt(bundle, run, history, sha256=sha256, size=size).result
+        tried = attempt(bundle, run, history, sha256=sha256, size=size, apply_tuf=True)
+        result = tried.result
         checkpoints: dict[str, str] | None = None
         if isinstance(result, Refusal):
             outcome: Outcome = result
@@ -315,9 +349,30 @@ def import_bundle(
         )
     if isinstance(result, Refusal):
         return ImportResult(attempt=Attempt(result.with_receipt(stored)))
-    return ImportResult(
-        attempt=Attempt(dataclasses.replace(result, report=result.report.with_receipt(stored)))
+    report = result.report.with_receipt(stored)
+    if tried.tuf is not None and run.tuf_config_dir is not None:
+        report = _pin_tuf(report, run.tuf_config_dir, tried.tuf, run.time.now)
+    return ImportResult(attempt=Attempt(dataclasses.replace(result, report=report), tuf=tried.tuf))
+
+
+def _pin_tuf(
+    report: VerificationReport, config_dir: Path, tuf: TufResult, now: datetime
+) -> VerificationReport:
+    # Only a bundle that passed and is recorded moves the host's trusted root forward;
+    # the import itself stands even when the pin cannot be written.
+    if not report.passed:
+        note = "the bundle did not pass: its TUF trusted root was not pinned"
+        return dataclasses.replace(report, warnings=(*report.warnings, note))
+    try:
+        pin = pin_from_bundle(config_dir, tuf, now=now)
+    except DhiError as e:
+        note = f"the bundle's TUF trusted root was not pinned: {e.one_line()}"
+        return dataclasses.replace(report, warnings=(*report.warnings, note))
+    note = (
+        f"trusted root pinned through TUF: root v{pin.root_version}, targets "
+        f"v{pin.targets_version} (sha256 {tuf.trusted_root_sha256})"
     )
+    return dataclasses.replace(report, notes=(*report.notes, note))
 
 
 @dataclass(frozen=True)

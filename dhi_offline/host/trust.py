@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dhi_offline.errors import InputError, TrustMaterialError, UsageError
 from dhi_offline.files import read_file
+from dhi_offline.host.tufroot import pinned_trusted_root
 from dhi_offline.trust.keyring import Keyring, KeyringEntry, keyring_from_json, shipped_dhi_keyring
 from dhi_offline.trust.keys import PublicKey, load_pem
 from dhi_offline.trust.shipped import load_trusted_root
@@ -65,13 +66,17 @@ def build_trust(
             publishers = publishers.with_entry(KeyringEntry(path.name, key))
     if set(exporters) & {e.key_id for e in publishers.entries}:
         raise UsageError("a key cannot be trusted both as exporter and as publisher")
+    if trusted_root is not None:
+        root, source = load_trusted_root(trusted_root), f"given with --trusted-root {trusted_root}"
+    else:
+        # A root pinned through TUF (trust update-root, import) is newer than the shipped one.
+        through_tuf = pinned_trusted_root(config_dir, "production")
+        root, source = through_tuf or (load_trusted_root(None), "shipped Sigstore production root")
     return BundleTrust(
         exporters=exporters,
         publishers=publishers,
-        trusted_root=load_trusted_root(trusted_root),
-        trusted_root_source=str(trusted_root)
-        if trusted_root
-        else "shipped Sigstore production root",
+        trusted_root=root,
+        trusted_root_source=source,
         trust_bundle_keys=trust_bundle_keys,
         distrusted=tuple(f"{e.name} {e.key_id}" for e in shipped.entries if e.key_id in distrusted),
     )

@@ -613,8 +613,10 @@ class RegistryClient:
         kind = "manifest" if is_digest(ref) else "tag"
         if kind == "tag":
             validate_tag(ref)
-        found = self._manifest(target, ref, missing_ok=False, what=f"{target.label}: {kind} {ref}")
-        assert found is not None
+        what = f"{target.label}: {kind} {ref}"
+        found = self._manifest(target, ref, missing_ok=False, what=what)
+        if found is None:  # missing_ok=False raises first; never trust that silently
+            raise RegistryNotFoundError(f"{what}: not found")
         return found
 
     def get_tag(self, registry: str, repository: str, tag: str) -> Fetched | None:

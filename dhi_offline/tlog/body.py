@@ -184,7 +184,10 @@ def verify_entry_body(*, kind: str, version: str, body: bytes, content: SignedCo
 def _digest_of_content(content: SignedContent) -> bytes:
     if content.artifact_digest is not None:
         return content.artifact_digest
-    assert content.envelope is not None
+    if content.envelope is None:
+        raise LogEntryBindingError(
+            "the signed content has neither an artifact digest nor an envelope"
+        )
     return hashlib.sha256(content.envelope.pae).digest()
 
 

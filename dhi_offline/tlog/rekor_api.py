@@ -307,7 +307,8 @@ def verify_rekor_entry(
     proofs = verify_entry_proofs(
         to_tlog_entry(entry), log, require_set=True, require_checkpoint=True
     )
-    assert proofs.checkpoint is not None  # required above
+    if proofs.checkpoint is None:  # required above; checked again rather than assumed
+        raise TransparencyLogError(f"{where}: no checkpoint to link")
     return proofs.checkpoint
 
 

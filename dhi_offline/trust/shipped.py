@@ -20,6 +20,11 @@ def shipped_trusted_root(instance: Instance = "production") -> TrustedRoot:
     return TrustedRoot.from_bytes(data)
 
 
+def shipped_tuf_root(instance: Instance = "production") -> bytes:
+    """The Sigstore TUF root copied into the package: where the first chain starts."""
+    return (resources.files("dhi_offline") / "data" / "tuf" / instance / "root.json").read_bytes()
+
+
 def load_trusted_root(path: Path | None, *, staging: bool = False) -> TrustedRoot:
     """The trusted root from ``path``, else the shipped production or staging one.
 

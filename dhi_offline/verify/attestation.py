@@ -285,7 +285,7 @@ def _dhi_scout(
     # (3): a cosign signature over the attestation manifest, by a pinned key.
     if not record.signatures:
         raise SignatureError("the attestation manifest has no cosign signature")
-    last: VerificationError | None = None
+    last: VerificationError = SignatureError("the attestation manifest has no cosign signature")
     for ref in record.signatures:
         try:
             sig_manifest = _manifest(blobs, ref.manifest, "signature manifest")
@@ -332,7 +332,6 @@ def _dhi_scout(
             )
         except VerificationError as e:
             last = e
-    assert last is not None
     raise last
 
 

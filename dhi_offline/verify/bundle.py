@@ -67,6 +67,7 @@ from dhi_offline.evidence.records import (
 )
 from dhi_offline.tlog.checkpoint import MAX_CHECKPOINT_LENGTH, parse_checkpoint, verify_checkpoint
 from dhi_offline.tlog.consistency import ConsistencyRecord, verify_consistency_record
+from dhi_offline.trust.changes import keyring_notes
 from dhi_offline.trust.keyring import Keyring, KeyringEntry, keyring_from_json
 from dhi_offline.trust.keys import PublicKey
 from dhi_offline.trust.timerange import format_rfc3339
@@ -287,6 +288,14 @@ def _verify_bundle_file(
     ptrust = PublisherTrust(keyring=publishers, trusted_root=trusted_root)
     all_violations: list[Violation] = []
     notes: list[str] = []
+    if opened.has(layout.KEYRING):  # keyring changes are noted for the operator, not applied
+        notes += keyring_notes(
+            opened.read_bytes(layout.KEYRING),
+            trust.publishers,
+            bundle=str(path),
+            ignore=[d.rsplit(" ", 1)[-1] for d in trust.distrusted],
+            warnings=warnings,
+        )
     results: dict[str, AttestationResult] = {}
     images: list[ImageView] = []
     claimed: set[str] = set()

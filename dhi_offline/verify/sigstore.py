@@ -180,7 +180,10 @@ def verify_sigstore_bundle(
         )
     else:
         env = bundle.envelope
-        assert env is not None
+        if env is None:
+            raise MalformedEvidenceError(
+                "bundle has neither a message signature nor a DSSE envelope"
+            )
         verify_envelope(
             env,
             signing_key,
@@ -221,7 +224,10 @@ def verify_sigstore_bundle(
     identity: CertificateIdentity | None = None
     signer = f"key:{signing_key.key_id}"
     if leaf is not None:
-        assert policy is not None
+        if policy is None:
+            raise KeyMismatchError(
+                "bundle is signed with a certificate, but a public key was given"
+            )
         # At every verified time (the chain verified at the last one names the issuer);
         # without any (require_time=False), now.
         chain = verify_certificate_chain_at_times(leaf, trusted_root, times or (datetime.now(UTC),))

@@ -63,12 +63,21 @@ def test_times_are_normalized_to_utc_seconds() -> None:
 
 def test_unknown_format_version_is_named() -> None:
     obj = _obj()
-    obj["format_version"] = 2
-    obj["new_field_of_v2"] = True
-    with pytest.raises(BundleFormatError, match="unsupported format version 2"):
+    obj["format_version"] = 3
+    obj["new_field_of_v3"] = True
+    with pytest.raises(BundleFormatError, match="unsupported format version 3"):
         BundleManifest.from_json(_bytes(obj))
     with pytest.raises(BundleFormatError, match="unsupported format version"):
+        _manifest(format_version=3)
+
+
+def test_version_2_exactly_when_tuf_members_are_listed() -> None:
+    tuf = Member(layout.TUF_TIMESTAMP, 2, "0" * 64)
+    with pytest.raises(BundleFormatError, match=r"version 1 with tuf/ members \(expected 2\)"):
+        _manifest(members=(tuf,))
+    with pytest.raises(BundleFormatError, match=r"version 2 without tuf/ members"):
         _manifest(format_version=2)
+    assert _manifest(format_version=2, members=(tuf,)).format_version == 2
 
 
 def _set(path: str, value: Any) -> dict[str, Any]:

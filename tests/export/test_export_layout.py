@@ -145,9 +145,7 @@ def test_registry_text_is_printed_literally_not_as_markup(
 
     odd = "https://example.com/odd[/]type[bold]x"
     real = demo._predicates
-    monkeypatch.setattr(
-        demo, "_predicates", lambda *a, **k: [*real(*a, **k), (odd, {"k": 1})]
-    )
+    monkeypatch.setattr(demo, "_predicates", lambda *a, **k: [*real(*a, **k), (odd, {"k": 1})])
     site = make_sample_site(tmp_path, monkeypatch)
     code, out, err = run(sample_export_argv(site, "m.dhi.tar.zst"))
     assert code == 0, err
