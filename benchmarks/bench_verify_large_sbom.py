@@ -17,10 +17,10 @@ Measured, each the median of ``--runs`` interleaved runs, on the same file:
 - ``verify_bundle_file`` in-process, and ``open_bundle`` alone (stream, check, hash and
   extract every member) in-process.
 
-Target: ``dhi-offline verify`` at most 2x the floor.
+Target: ``dhi-offline verify`` at most 1.5x the floor, whatever the key order.
 
 Usage: ``python benchmarks/bench_verify_large_sbom.py [--attestations N] [--sbom-mb MB]
-[--quick] [--runs R] [--fresh] [--profile] [--json FILE] [--order last|sorted|first]``;
+[--quick] [--runs R] [--fresh] [--profile] [--json FILE] [--order last|sorted|first|all]``;
 ``--order`` moves the statement's ``predicate`` member (a publisher may write any
 order). Needs the ``zstd`` program (Debian package ``zstd``); exits 0 with a note when
 it is missing.
@@ -94,6 +94,10 @@ def python_floor(bundle: Path) -> str:
     return digest.hexdigest()
 
 
+TARGET = 1.5
+"""Issue 13: ``dhi-offline verify`` within this many times the floor, in every key order."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--attestations", type=int, default=20)
@@ -105,8 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
         "--order",
-        choices=KEY_ORDERS,
-        default="last",
+        choices=(*KEY_ORDERS, "all"),
+        default="all",
         help="where the statement's predicate member sits (see _common.KEY_ORDERS)",
     )
     args = parser.parse_args(argv)
@@ -116,12 +120,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(apt-get install zstd)"
         )
         return 0
+    orders = KEY_ORDERS if args.order == "all" else (args.order,)
+    results = [measure(args, order) for order in orders]
+    print("\nsummary (issue 13 target 1: dhi-offline verify <= 1.5 x floor, any key order)")
+    for figures in results:
+        ratio = figures["ratio_to_floor"]["cli"]
+        verdict = "met" if ratio <= TARGET else "NOT met"
+        print(f"large SBOMs, predicate {figures['key_order']}: {ratio:.2f}x the floor ({verdict})")
+    if args.json:
+        doc = results[0] if len(results) == 1 else {"orders": results}
+        args.json.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+def measure(args: argparse.Namespace, order: str) -> dict[str, Any]:
+    """One workload (``order`` of the statement's members), measured; its figures."""
     count, sbom_mb = (3, 4.0) if args.quick else (args.attestations, args.sbom_mb)
     runs = args.runs or (2 if args.quick else 5)
     sbom_size = int(sbom_mb * 1_000_000)
 
     m = print_machine()
-    suffix = "" if args.order == "last" else f"-{args.order}"
+    suffix = "" if order == "last" else f"-{order}"
     cache = cache_dir(f"large-sbom-{count}x{sbom_size}{suffix}", fresh=args.fresh)
     keys = load_keys(cache / "keys")
     started = time.perf_counter()
@@ -133,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             attestations=count,
             sbom_size=sbom_size,
             staging=cache / "staging",
-            order=args.order,
+            order=order,
         ),
     )
     policy_file = cache / "policy.toml"
@@ -141,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tar_size = tar_stream_size(bundle)
     file_size = bundle.stat().st_size
     print(
-        f"workload: {count} SBOM attestations of ~{sbom_mb:g} MB, predicate {args.order}; "
+        f"workload: {count} SBOM attestations of ~{sbom_mb:g} MB, predicate {order}; "
         f"tar stream {tar_size / 1e6:.1f} MB, "
         f"bundle {file_size / 1e6:.1f} MB (ratio {tar_size / file_size:.1f}); "
         f"inputs ready in {time.perf_counter() - started:.1f} s"
@@ -230,10 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{med[key]:.3f}",
             f"{tar_size / med[key] / 1e6:.0f}",
             f"{med[key] / base:.2f}",
-            ("met" if med[key] <= 2 * base else "NOT met") if target else "",
+            ("met" if med[key] <= TARGET * base else "NOT met") if target else "",
         ]
 
-    print(f"\nmedian of {runs} interleaved runs (target: dhi-offline verify <= 2 x floor)")
+    print(f"\nmedian of {runs} interleaved runs (target: dhi-offline verify <= {TARGET} x floor)")
     print_table(
         ["measure", "seconds", "MB/s (tar)", "x floor", "target"],
         [
@@ -248,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"dhi-offline verify peak RSS: {max(cli_rss) / 1e6:.0f} MB")
     figures: dict[str, Any] = {
         "machine": m,
-        "key_order": args.order,
+        "key_order": order,
         "attestations": count,
         "sbom_bytes": sbom_size,
         "tar_bytes": tar_size,
@@ -259,9 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ratio_to_floor": {k: round(v / base, 3) for k, v in med.items()},
         "cli_max_rss_bytes": max(cli_rss),
     }
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
-    return 0
+    return figures
 
 
 if __name__ == "__main__":

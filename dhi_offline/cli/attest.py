@@ -202,5 +202,6 @@ def get(
         names = ", ".join(sorted({r.record.platform or "-" for r in results}))
         raise UsageError(f"the image has several platforms ({names}): choose one with --platform")
     for r in results:
-        doc = r.statement.predicate if predicate else json.loads(r.statement.raw)
+        # Strict either way (docs/verification.md): what is printed is what was read.
+        doc = r.statement.predicate if predicate else r.statement.document()
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))

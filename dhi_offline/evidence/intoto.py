@@ -77,6 +77,20 @@ class Statement:
             object.__setattr__(self, "_predicate", doc.get("predicate"))
         return self._predicate
 
+    def document(self) -> dict[str, Any]:
+        """The whole statement, parsed strictly from ``raw`` (what ``attest get`` prints).
+
+        The same rule as :attr:`predicate`: whoever reads the content gets the strict
+        parser, so a duplicate key inside a predicate nothing read is refused here too.
+
+        Raises:
+            MalformedEvidenceError: ``raw`` fails the strict parser.
+        """
+        doc = require_dict(loads_json(self.raw, what="in-toto statement"), what="statement")
+        if self._predicate is _UNPARSED:
+            object.__setattr__(self, "_predicate", doc.get("predicate"))
+        return doc
+
     @property
     def predicate_built(self) -> bool:
         """Whether the predicate has been built (else only ``summary`` is known)."""

@@ -296,8 +296,15 @@ def test_nothing_written_outside_the_sandbox(batch: Batch) -> None:
     assert batch.marked_files == []
 
 
-def test_figures(batch: Batch, capsys: pytest.CaptureFixture[str]) -> None:
-    """Not an assertion: prints the peak memory table (``pytest -s``) for docs/security.md."""
+def test_every_case_ran_under_both_commands(
+    batch: Batch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every case ran under every command, within the time limit; the peak memory table
+    (``pytest -s``) is printed for docs/security.md."""
+    expected = {(c.name, command) for c in CASES for command in COMMANDS}
+    assert set(batch.runs) == expected
+    timed_out = [key for key, run in batch.runs.items() if run.seconds >= TIMEOUT]
+    assert timed_out == [], f"killed at the {TIMEOUT} s limit: {timed_out}"
     with capsys.disabled():
         worst = sorted(batch.runs.items(), key=lambda kv: -kv[1].maxrss_mib)[:5]
         print(f"\n{len(batch.runs)} runs in {batch.seconds:.1f} s; highest peak RSS:")

@@ -289,3 +289,16 @@ def test_a_key_before_a_middle_predicate_repeated_after_it_is_refused(order: str
     hidden = text[:-1] + ', "_type": "https://in-toto.io/Statement/v0.1"}'
     with pytest.raises(MalformedEvidenceError, match="duplicate key '_type'"):
         parse_statement(hidden.encode())
+
+
+def test_whoever_reads_a_skimmed_predicate_gets_the_strict_parser() -> None:
+    # A duplicate key deep inside a large SBOM: the statement verifies (nothing reads
+    # the SBOM), and both ways `attest get` prints it refuse it the same way.
+    text = json.dumps(_statement(_sbom()))
+    dup = text.replace('"specVersion": "1.5"', '"specVersion": "1.5", "specVersion": "9"', 1)
+    parsed = parse_statement(dup.encode())
+    assert not parsed.predicate_built
+    with pytest.raises(MalformedEvidenceError, match="duplicate key 'specVersion'"):
+        parsed.document()
+    with pytest.raises(MalformedEvidenceError, match="duplicate key 'specVersion'"):
+        _ = parse_statement(dup.encode()).predicate
