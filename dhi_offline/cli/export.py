@@ -61,7 +61,10 @@ _H_PLATFORM = "OS/ARCH\\[/VARIANT]; repeatable. Default: every platform."
 _H_ATT_FROM = (
     "REGISTRY\\[/PREFIX] holding the attestations (default for dhi.io: registry.scout.docker.com)."
 )
-_H_KEY = "Publisher public key (PEM file or URL); repeatable. Default: the shipped DHI keyring."
+_H_KEY = (
+    "Publisher public key (PEM file or https:// URL; redirects only on the same origin); "
+    "repeatable. Default: the shipped DHI keyring."
+)
 _H_TUF = (
     "Carry Sigstore's TUF metadata from this repository URL or local copy (format version "
     "2), so the host can update its trusted root through TUF."
@@ -115,7 +118,12 @@ def _keyring(keys: list[str], client_timeout: float = 20.0) -> Keyring:
     for i, k in enumerate(keys):
         if k.startswith(("https://", "http://")):
             data = fetch_url(
-                k, limit=1024 * 1024, what=f"key {k}", timeout=client_timeout, error=UsageError
+                k,
+                limit=1024 * 1024,
+                what=f"key {k}",
+                timeout=client_timeout,
+                error=UsageError,
+                https_only=True,
             )
         else:
             data = read_file(Path(k), what="public key", limit=1024 * 1024)

@@ -336,19 +336,35 @@ def fetch_url(
     sleep: Callable[[float], None] = time.sleep,
     jitter: Callable[[], float] = random.random,
     transport: httpx.BaseTransport | None = None,
+    https_only: bool = False,
 ) -> bytes:
-    """GET ``url`` (redirects followed, retried as :func:`send` does); its body.
+    """GET ``url`` (redirects followed on the same origin only, retried as :func:`send`
+    does); its body, read no further than ``limit``.
 
     Args:
-        limit: refuse bodies larger than this many bytes.
+        limit: refuse bodies larger than this many bytes (stops reading there).
         what: names the object in messages (``cannot fetch <what>: ...``).
         error: the error type raised (one line naming ``what``).
+        https_only: refuse a URL that is not ``https://`` (trust anchors).
 
     Raises:
         DhiError: from ``error``, for a status other than 200, a body over ``limit``,
             or a transport failure after the retries.
     """
     prefix = f"cannot fetch {what}"
+    try:
+        origin = httpx.URL(url)
+    except httpx.InvalidURL as e:
+        raise error(f"{prefix}: {one_line(str(e))}") from e
+    if https_only and origin.scheme != "https":
+        raise error(f"{prefix}: only https:// is accepted for it (download it and give the file)")
+
+    def same_origin(request: httpx.Request) -> None:
+        # A redirect to another host (or from https to http) would let that host choose
+        # the content: what was asked for is what this origin serves, or nothing.
+        u = request.url
+        if (u.scheme, u.host, u.port) != (origin.scheme, origin.host, origin.port):
+            raise httpx.InvalidURL(f"redirected to another origin ({u.scheme}://{u.host})")
 
     def handle(response: httpx.Response) -> bytes:
         if response.status_code != 200:
@@ -361,7 +377,12 @@ def fetch_url(
             return error(f"{prefix}: {describe_transport_error(e, attempts)}")
         return error(f"{prefix}: {one_line(str(e)) or type(e).__name__}")
 
-    with make_client(timeout=timeout, transport=transport, concurrency=1) as client:
+    with make_client(
+        timeout=timeout,
+        transport=transport,
+        concurrency=1,
+        event_hooks={"request": [same_origin]},
+    ) as client:
         return send(
             client,
             "GET",

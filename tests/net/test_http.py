@@ -355,23 +355,26 @@ def key_server() -> Iterator[tuple[str, bytes, list[str]]]:
 
 
 def test_export_fetches_key_urls_through_the_layer(
-    key_server: tuple[str, bytes, list[str]],
+    key_server: tuple[str, bytes, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dhi_offline.cli.export import _keyring
+    from dhi_offline.cli import export
     from dhi_offline.trust.keys import load_pem
 
     base, pem, seen = key_server
-    ring = _keyring([f"{base}/key.pem"])
-    (entry,) = ring.entries
+    # A trust anchor over plain http is refused before any request (issue 14).
+    with pytest.raises(UsageError, match="only https:// is accepted"):
+        export._keyring([f"{base}/key.pem"])
+    assert seen == []
+    calls: list[dict[str, object]] = []
+
+    def recorded(url: str, **kwargs: object) -> bytes:
+        calls.append({"url": url, **kwargs})
+        return pem
+
+    monkeypatch.setattr(export, "fetch_url", recorded)
+    (entry,) = export._keyring(["https://keys.example/key.pem"]).entries
     assert entry.key_id == load_pem(pem).key_id
-    with pytest.raises(UsageError) as info:
-        _keyring([f"{base}/big"])
-    assert info.value.one_line() == (
-        f"cannot fetch key {base}/big: larger than the limit of 1048576 bytes"
-    )
-    with pytest.raises(UsageError, match=f"cannot fetch key {base}/none: HTTP 404"):
-        _keyring([f"{base}/none"])
-    assert seen == ["/key.pem", "/big", "/none"]
+    assert calls[0]["https_only"] is True and calls[0]["limit"] == 1024 * 1024
 
 
 def test_export_cli_does_not_import_httpx() -> None:
@@ -384,3 +387,52 @@ def test_export_cli_does_not_import_httpx() -> None:
     } | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not {m for m in imported if m and m.split(".")[0] == "httpx"}
     assert "dhi_offline.net.http" in imported
+
+
+def _redirecting(target: str) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/key.pub":
+            return httpx.Response(302, headers={"location": target})
+        return httpx.Response(200, content=b"PEM from " + request.url.host.encode())
+
+    return httpx.MockTransport(handler)
+
+
+def test_fetch_url_follows_a_redirect_on_the_same_origin_only() -> None:
+    same = fetch_url(
+        "https://keys.example/key.pub",
+        limit=1024,
+        what="key",
+        transport=_redirecting("https://keys.example/moved.pub"),
+        https_only=True,
+    )
+    assert same == b"PEM from keys.example"
+    for target in ("https://evil.example/key.pub", "http://keys.example/moved.pub"):
+        with pytest.raises(InputError, match="redirected to another origin"):
+            fetch_url(
+                "https://keys.example/key.pub",
+                limit=1024,
+                what="key",
+                transport=_redirecting(target),
+                https_only=True,
+                sleep=lambda _s: None,
+            )
+
+
+def test_a_trust_anchor_over_plain_http_is_refused_before_any_request() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=b"PEM")
+
+    with pytest.raises(UsageError, match=r"only https:// is accepted"):
+        fetch_url(
+            "http://keys.example/key.pub",
+            limit=1024,
+            what="key",
+            error=UsageError,
+            transport=httpx.MockTransport(handler),
+            https_only=True,
+        )
+    assert seen == []
