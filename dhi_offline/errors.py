@@ -178,7 +178,12 @@ class RegistryNotFoundError(RegistryError):
 
 
 class DigestMismatchError(RegistryError):
-    """The bytes served do not match the digest or size they were requested by."""
+    """The bytes served do not match the digest or size they were requested by.
+
+    A registry error by where it happens (the message names registry, repository and
+    object), a verification failure by what it means: exit 1, as ``docs/cli.md`` says,
+    and never retried.
+    """
 
     exit_code = 1
 

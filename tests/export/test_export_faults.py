@@ -294,6 +294,8 @@ def test_wrong_bytes_fail_closed(site: Site, clients: Clients, tmp_path: Path) -
     assert proxy.actions("corrupt") == ["corrupt"]  # stopped at the first wrong blob
     reference = f"{proxy.host}/{REPOSITORY}:{TAG}"
     _assert_clean_failure(code, err, out_dir, reference, "blob sha256:")
+    assert code == 1  # docs/cli.md: wrong bytes failed verification, whoever carried them
+    assert err.startswith("dhi-offline: verification failed: ")
     assert clients.sleeps == []  # wrong bytes are not retried
 
 
@@ -304,6 +306,7 @@ def test_wrong_manifest_bytes_fail_closed(site: Site, clients: Clients, tmp_path
         code, _, err = run(site.argv(proxy.host, out_dir / "b.dhi.tar.zst"))
     reference = f"{proxy.host}/{REPOSITORY}:{TAG}"
     _assert_clean_failure(code, err, out_dir, reference, "manifest sha256:")
+    assert code == 1
 
 
 def test_a_persistent_500_fails_after_the_retries(
