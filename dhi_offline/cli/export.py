@@ -111,7 +111,11 @@ def attestation_repository(ref: Reference, attestations_from: str) -> Reference:
     return Reference(registry=registry, repository=repo, tag=None, digest=None)
 
 
-def _keyring(keys: list[str], client_timeout: float = 20.0) -> Keyring:
+KEY_URL_TIMEOUT = 20.0
+"""Seconds to wait for a ``--key https://...`` server."""
+
+
+def _keyring(keys: list[str]) -> Keyring:
     if not keys:
         return shipped_dhi_keyring()
     ring = Keyring(name="publisher keys given with --key")
@@ -121,7 +125,7 @@ def _keyring(keys: list[str], client_timeout: float = 20.0) -> Keyring:
                 k,
                 limit=1024 * 1024,
                 what=f"key {k}",
-                timeout=client_timeout,
+                timeout=KEY_URL_TIMEOUT,
                 error=UsageError,
                 https_only=True,
             )

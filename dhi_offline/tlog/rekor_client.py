@@ -274,9 +274,6 @@ class RekorClient:
         )
 
 
-# ---------------------------------------------------------------------------- pure checks
-
-
 __all__ = [
     "ConsistencyProof",
     "LogInfo",
