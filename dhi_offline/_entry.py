@@ -30,9 +30,16 @@ def run() -> None:
     """Console-script entry point: ``dhi-offline``."""
     signal.signal(signal.SIGINT, _first_interrupt)
     try:
-        from dhi_offline.cli.main import main  # noqa: PLC0415 - see docstring
+        if sys.argv[1:] == ["--version"]:
+            # Answered before typer is imported (0.4 s less); the line the CLI prints.
+            from dhi_offline import __version__  # noqa: PLC0415 - nothing heavy
 
-        code = main()
+            print(f"dhi-offline {__version__}")
+            code = 0
+        else:
+            from dhi_offline.cli.main import main  # noqa: PLC0415 - see docstring
+
+            code = main()
         sys.stdout.flush()
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED

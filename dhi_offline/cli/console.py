@@ -8,9 +8,10 @@ import io
 import os
 import sys
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
 ColorMode = Literal["auto", "always", "never"]
 _settings: dict[str, str] = {"color": "auto"}
@@ -34,6 +35,9 @@ def _color(tty: bool) -> bool:
 
 def emit_rich(render: Callable[[Console], None]) -> None:
     """Run ``render`` on a console fit for standard output, and write what it printed."""
+    # rich is imported when text is printed, not by every command's start-up.
+    from rich.console import Console  # noqa: PLC0415
+
     tty = sys.stdout.isatty()
     color = _color(tty)
     if tty:

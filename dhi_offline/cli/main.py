@@ -21,36 +21,21 @@ from typing import Annotated, Any
 import typer
 
 from dhi_offline import __version__
-from dhi_offline.cli import helpstyle, state
+from dhi_offline.cli import coercion, helpstyle, state
+from dhi_offline.cli.catalog import COMMANDS, SUMMARIES
 from dhi_offline.cli.console import set_color
 from dhi_offline.errors import DhiError, UsageError
 
-# name -> (module under dhi_offline.cli, attribute, a command function or a sub-app), in
-# the order --help lists them. Only the module of the command being run is imported: a
-# `verify` need not load the exporter's HTTP client (half the start-up time).
-COMMANDS: dict[str, tuple[str, str, bool]] = {
-    "export": ("export", "export", False),
-    "verify": ("verify", "verify", False),
-    "import": ("verify", "import_", False),
-    "inspect": ("verify", "inspect", False),
-    "attest": ("attest", "app", True),
-    "trust": ("trust", "app", True),
-    "archive": ("archive", "app", True),
-    "policy": ("policy", "app", True),
-    "keys": ("export", "keys_app", True),
-    "sigstore": ("sigstore", "app", True),
-    "demo": ("demo", "demo", False),
-    "doctor": ("doctor", "doctor", False),
-    "push": ("deliver", "push", False),
-    "pull": ("deliver", "pull", False),
-    "admission-config": ("admission", "admission_config", False),
-    "dist": ("dist", "app", True),
-}
 
+def build_app(only: str | None = None, *, summaries: bool = False) -> typer.Typer:
+    """The typer application with every command, or with the command ``only``.
 
-def build_app(only: str | None = None) -> typer.Typer:
-    """The typer application with every command, or with the command ``only``."""
+    With ``summaries``, every command is a stand-in carrying its one-line help from
+    :mod:`dhi_offline.cli.catalog`: enough for the top-level help and usage errors, with
+    none of the command modules imported (only the command run is ever imported).
+    """
     helpstyle.install()
+    coercion.install()
     application = typer.Typer(
         name="dhi-offline",
         help=(
@@ -67,12 +52,23 @@ def build_app(only: str | None = None) -> typer.Typer:
     for name, (module, attribute, is_group) in COMMANDS.items():
         if only is not None and name != only:
             continue
+        if summaries:
+            if is_group:
+                application.add_typer(typer.Typer(help=SUMMARIES[name]), name=name)
+            else:
+                application.command(name, help=SUMMARIES[name])(_stand_in)
+            continue
         target = getattr(importlib.import_module(f"dhi_offline.cli.{module}"), attribute)
         if is_group:
             application.add_typer(target, name=name)
         else:
             application.command(name)(target)
     return application
+
+
+def _stand_in() -> None:
+    # Never run: main() builds the real command whenever one is named.
+    raise UsageError("this command is not loaded")
 
 
 def __getattr__(name: str) -> Any:
@@ -199,7 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # SystemExit; our errors propagate to here.
         streams = (sys.stdout, sys.stderr)
         try:
-            build_app(_command_of(args))(args=args, prog_name="dhi-offline")
+            command = _command_of(args)
+            application = build_app(command) if command else build_app(summaries=True)
+            application(args=args, prog_name="dhi-offline")
         except SystemExit:
             # Typer answers a closed stdout (EPIPE) by wrapping the streams and exiting 1,
             # which reads as "verification failed": it is a closed pipe (141).

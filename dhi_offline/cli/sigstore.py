@@ -11,11 +11,6 @@ import typer
 
 from dhi_offline.cli.inputs import load_artifact, load_bundle_file, load_key_file, load_trusted_root
 from dhi_offline.errors import UsageError, VerificationError
-from dhi_offline.report.documents import (
-    dumps,
-    verify_bundle_document,
-    verify_bundle_failure_document,
-)
 from dhi_offline.verify.sigstore import KeylessPolicy, VerifiedBundle, verify_sigstore_bundle
 
 app = typer.Typer(help="Verify single sigstore bundles offline (sigstore-conformance protocol).")
@@ -114,6 +109,12 @@ def verify_bundle(
         if output is OutputFormat.json:
             # A script reading JSON gets a document on failure too; stderr keeps the line.
             reason = " ".join(e.message.split())
+            # The report code (archive, bundle reader) loads only for JSON: start-up.
+            from dhi_offline.report.documents import (  # noqa: PLC0415
+                dumps,
+                verify_bundle_failure_document,
+            )
+
             typer.echo(dumps(verify_bundle_failure_document(subject.digest, e.step, reason)))
         raise
     _render(result, subject.digest, output)
@@ -121,6 +122,8 @@ def verify_bundle(
 
 def _render(result: VerifiedBundle, digest: str, output: OutputFormat) -> None:
     if output is OutputFormat.json:
+        from dhi_offline.report.documents import dumps, verify_bundle_document  # noqa: PLC0415
+
         typer.echo(dumps(verify_bundle_document(result, digest)))
         return
     logs = ", ".join(f"{e.log_url}#{e.log_index}" for e in result.log_entries) or "none"

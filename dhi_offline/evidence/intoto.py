@@ -29,7 +29,6 @@ from dhi_offline.evidence.encoding import (
     strict_decoder,
     within_depth,
 )
-from dhi_offline.evidence.skim import SkimError, skim_object
 
 STATEMENT_TYPES = frozenset(
     {"https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1"}
@@ -148,6 +147,10 @@ def parse_top_level(payload: bytes) -> TopLevel | None:
     """
     if len(payload) < _LAZY_MIN:
         return None
+    # Imported for a large statement only: pydantic-core is a tenth of a small
+    # verification's start-up.
+    from dhi_offline.evidence.skim import SkimError  # noqa: PLC0415
+
     try:
         return _parse_top_level(payload)
     except (_NotFast, SkimError):
@@ -349,6 +352,8 @@ def _scan_top_level(payload: bytes, text: str, stop: int) -> TopLevel:
             if key in top:
                 raise _NotFast  # a duplicate: the strict parser names it
             if key == "predicate":
+                from dhi_offline.evidence.skim import skim_object  # noqa: PLC0415 - see above
+
                 before = text[:idx]
                 start = idx if before.isascii() else len(before.encode("utf-8"))
                 if top.keys() >= _REQUIRED:

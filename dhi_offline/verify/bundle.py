@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ from dhi_offline.trust.keys import PublicKey
 from dhi_offline.trust.timerange import format_rfc3339
 from dhi_offline.trust.trusted_root import TrustedRoot
 from dhi_offline.verify.attestation import AttestationResult, PublisherTrust, verify_attestation
+from dhi_offline.verify.parallel import run_tasks
 from dhi_offline.verify.policy import (
     Evidence,
     Policy,
@@ -95,6 +97,45 @@ _LOG_ID = re.compile(r"[0-9a-f]{64}")
 MEMORY_BUDGET = 64 * 1024 * 1024
 """Bytes of small members (<= 1 MiB each) kept in memory instead of written to the
 work directory: most members are small, and each file costs a creation and a read."""
+PARALLEL_MIN_ATTESTATIONS = 64
+"""Fewer attestations are verified in this process: forking workers costs more."""
+
+PLATFORM_WORKERS_ENV = "DHI_OFFLINE_PLATFORM_WORKERS"
+"""Set to ``1`` to verify many small attestations in forked workers as well. Off by
+default: on the 2-core reference machine it showed no wall-clock gain
+(``docs/performance.md``, section 2), and a fork is not free of risk."""
+BATCH_ATTESTATIONS = 40
+"""Attestations per task handed to a worker: enough to amortise a task's pickling."""
+
+_PlatformJob = tuple[str, str, str, list[AttestationRecord]]
+"""Image reference, platform, platform digest, its attestation records."""
+
+
+@dataclass
+class _PlatformRun:
+    """Steps 6-7 for one platform: its view and what it adds to the report."""
+
+    view: PlatformView = field(init=False)
+    checks: list[Check] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    verified: dict[str, AttestationResult] = field(default_factory=dict)
+
+
+def _batches(jobs: list[_PlatformJob]) -> list[list[_PlatformJob]]:
+    """Consecutive platforms, about BATCH_ATTESTATIONS attestations a batch."""
+    out: list[list[_PlatformJob]] = []
+    current: list[_PlatformJob] = []
+    count = 0
+    for job in jobs:
+        current.append(job)
+        count += len(job[3])
+        if count >= BATCH_ATTESTATIONS:
+            out.append(current)
+            current, count = [], 0
+    if current:
+        out.append(current)
+    return out
 
 
 @dataclass(frozen=True)
@@ -130,8 +171,10 @@ class VerifyOptions:
     the ones it may print). Otherwise only predicates policy reads are kept, so memory
     follows the largest statement, not the bundle."""
     workers: int | None = None
-    """Processes that parse large statements ahead (:mod:`dhi_offline.verify.prefetch`);
-    None: one per usable CPU when there are at least two, 0: none."""
+    """Processes that parse large statements ahead (:mod:`dhi_offline.verify.prefetch`)
+    or, for many small attestations, that verify platforms beside this process (one
+    fewer: :mod:`dhi_offline.verify.parallel`); None: one per usable CPU when there are
+    at least two, 0: none."""
     now: datetime | None = None
     """The wall clock, when ``at`` was chosen by the user (``--at``): a reference time
     before the bundle was created or after now is an unsafe switch, reported as one."""
@@ -178,7 +221,12 @@ def verify_bundle_file(
         workers = cpus if cpus > 1 else 0
     with contextlib.closing(StatementPrefetch(workdir, workers=workers)) as prefetch:
         return _verify_bundle_file(
-            path, trust=trust, options=options, workdir=workdir, prefetch=prefetch
+            path,
+            trust=trust,
+            options=options,
+            workdir=workdir,
+            prefetch=prefetch,
+            workers=workers,
         )
 
 
@@ -189,6 +237,7 @@ def _verify_bundle_file(
     options: VerifyOptions,
     workdir: Path,
     prefetch: StatementPrefetch,
+    workers: int,
 ) -> VerifiedBundle:
     checks: list[Check] = []
     warnings: list[str] = []
@@ -275,6 +324,7 @@ def _verify_bundle_file(
             for p, data in opened.memory.items()
             if p.startswith(layout.BLOBS_PREFIX)
         },
+        memory_checked=True,  # open_bundle checked each against the signed manifest
     )
     if opened.has(layout.EVIDENCE):
         index = EvidenceIndex.from_json_bytes(opened.read_bytes(layout.EVIDENCE))
@@ -302,21 +352,34 @@ def _verify_bundle_file(
     by_subject: dict[tuple[str, str], list[AttestationRecord]] = {}
     for r in index.attestations:  # grouped once: a scan per platform is quadratic
         by_subject.setdefault((r.image, r.subject), []).append(r)
+    # Step 5 for every image first (cheap), then steps 6-7 per platform, possibly in
+    # forked workers (verify/parallel.py); outcomes are assembled in the plan's order.
+    image_checks: list[list[Check]] = []
+    image_platforms: list[list[tuple[str, str]]] = []
     for entry in manifest.images:
-        platforms = _check_image(
-            entry.reference,
-            entry.digest,
-            platforms=[(p.platform, p.digest) for p in entry.platforms],
-            blobs=blobs,
-            checks=checks,
+        image_checks.append([])
+        image_platforms.append(
+            _check_image(
+                entry.reference,
+                entry.digest,
+                platforms=[(p.platform, p.digest) for p in entry.platforms],
+                blobs=blobs,
+                checks=image_checks[-1],
+            )
         )
-        views: list[PlatformView] = []
-        for plat, digest in platforms:
-            records = by_subject.get((entry.digest, digest), [])
-            claimed.update(r.id for r in records)
-            views.append(
-                _platform(
-                    entry.reference,
+    jobs = [
+        (entry.reference, plat, digest, by_subject.get((entry.digest, digest), []))
+        for entry, platforms in zip(manifest.images, image_platforms, strict=True)
+        for plat, digest in platforms
+    ]
+
+    def run_batch(batch: list[_PlatformJob]) -> Callable[[], list[_PlatformRun]]:
+        def run() -> list[_PlatformRun]:
+            out: list[_PlatformRun] = []
+            for reference, plat, digest, records in batch:
+                done = _PlatformRun()
+                done.view = _platform(
+                    reference,
                     plat,
                     digest,
                     records,
@@ -324,13 +387,47 @@ def _verify_bundle_file(
                     trust=ptrust,
                     options=options,
                     completions=completions,
-                    checks=checks,
-                    violations=all_violations,
-                    notes=notes,
-                    verified=results,
+                    checks=done.checks,
+                    violations=done.violations,
+                    notes=done.notes,
+                    verified=done.verified,
                     prepared=prefetch.lookup,
                 )
-            )
+                out.append(done)
+            return out
+
+        return run
+
+    # Workers only for many small attestations: large statements are already being
+    # parsed by the prefetch pool, and whole statements kept would cost their pickling.
+    parallel = (
+        os.environ.get(PLATFORM_WORKERS_ENV) == "1"
+        and workers > 1
+        and prefetch.submitted == 0
+        and options.keep_statements is False
+        and len(index.attestations) >= PARALLEL_MIN_ATTESTATIONS
+    )
+    runs = [
+        r
+        for batch in run_tasks(
+            [run_batch(b) for b in _batches(jobs)], workers=workers - 1 if parallel else 0
+        )
+        for r in batch
+    ]
+    runs.reverse()  # popped in job order below
+    for entry, platforms, own_checks in zip(
+        manifest.images, image_platforms, image_checks, strict=True
+    ):
+        checks.extend(own_checks)
+        views: list[PlatformView] = []
+        for _plat, digest in platforms:
+            claimed.update(r.id for r in by_subject.get((entry.digest, digest), []))
+            done = runs.pop()
+            checks.extend(done.checks)
+            all_violations.extend(done.violations)
+            notes.extend(done.notes)
+            results.update(done.verified)
+            views.append(done.view)
         if options.policy is not None:
             missing = check_required_platforms(
                 options.policy, image=entry.reference, platforms=[p for p, _ in platforms]

@@ -52,7 +52,8 @@ def prepare_file(path: str) -> Result:
     return hashlib.sha256(data).hexdigest(), top
 
 
-def _worker_init() -> None:
+def worker_init() -> None:
+    """Worker initializer: SIGINT ignored (the main process handles Ctrl-C)."""
     # Ctrl-C reaches the whole process group: the main process reports it in one line
     # and stops the pool; a worker must not print a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -98,7 +99,7 @@ class StatementPrefetch:
             self._pool = ProcessPoolExecutor(
                 max_workers=self._workers,
                 mp_context=multiprocessing.get_context("fork"),
-                initializer=_worker_init,
+                initializer=worker_init,
             )
         self._pending.append(self._pool.submit(prepare_file, str(self._root / path)))
         self.submitted += 1

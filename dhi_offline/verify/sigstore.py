@@ -31,6 +31,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from dhi_offline.errors import (
     KeyMismatchError,
@@ -48,13 +49,15 @@ from dhi_offline.evidence.certificate import (
     verify_embedded_scts,
 )
 from dhi_offline.evidence.dsse import IN_TOTO_PAYLOAD_TYPE, verify_envelope
-from dhi_offline.evidence.intoto import Statement, parse_statement
 from dhi_offline.evidence.sigstore_bundle import SigstoreBundle
 from dhi_offline.evidence.timestamp import verify_timestamps
 from dhi_offline.tlog.body import SignedContent
 from dhi_offline.trust.keys import PublicKey, from_crypto
 from dhi_offline.trust.trusted_root import TrustedRoot
 from dhi_offline.verify.tlog import VerifiedLogEntry, verify_log_entry
+
+if TYPE_CHECKING:
+    from dhi_offline.evidence.intoto import Statement
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,10 @@ def verify_sigstore_bundle(
         )
         payload_type, payload = env.payload_type, env.payload
         if env.payload_type == IN_TOTO_PAYLOAD_TYPE:
+            # Imported here: a message-signature bundle's start-up skips the in-toto
+            # parser and what it loads (pydantic-core).
+            from dhi_offline.evidence.intoto import parse_statement  # noqa: PLC0415
+
             statement = parse_statement(env.payload)
             statement.require_subject(artifact.digest)
         content = SignedContent(

@@ -253,7 +253,7 @@ def test_verify_bundle_with_no_network_at_all(tmp_path: Path) -> None:
         (["verify", "--help"], "dhi_offline.cli.verify", "httpx"),
         (["-v", "sigstore", "--help"], "dhi_offline.cli.sigstore", "dhi_offline.cli.export"),
         (["export", "--help"], "httpx", "dhi_offline.cli.archive"),
-        (["--help"], "dhi_offline.cli.export", None),
+        (["--help"], "dhi_offline.cli.catalog", "dhi_offline.cli.export"),
     ],
 )
 def test_only_the_command_run_is_loaded(
