@@ -32,7 +32,7 @@ system-deps:
 
 lint: venv
 	$(VENV)/bin/ruff check dhi_offline tests benchmarks
-	$(VENV)/bin/ruff format --check dhi_offline benchmarks
+	$(VENV)/bin/ruff format --check dhi_offline tests benchmarks
 
 typecheck: venv
 	$(VENV)/bin/mypy --strict dhi_offline
