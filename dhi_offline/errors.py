@@ -3,11 +3,13 @@
 Every failure the tool reports is a :class:`DhiError`. Its ``exit_code`` is what the
 command line exits with: 1 for "this evidence does not verify / policy failed", 2 for
 "the input could not be used at all". A :class:`VerificationError` always names the
-step of the verification plan that failed, so a one-line message tells the operator
-which check refused the evidence.
+step of the verification plan that failed (a :class:`~dhi_offline.steps.Step`), so a
+one-line message tells the operator which check refused the evidence.
 """
 
 from __future__ import annotations
+
+from dhi_offline.steps import Step
 
 
 class DhiError(Exception):
@@ -44,9 +46,9 @@ class VerificationError(DhiError):
     """Evidence did not verify. ``step`` names the check of the plan that refused it."""
 
     exit_code = 1
-    step: str = "verification"
+    step: Step = Step.VERIFICATION
 
-    def __init__(self, message: str, *, step: str | None = None) -> None:
+    def __init__(self, message: str, *, step: Step | None = None) -> None:
         super().__init__(message)
         if step is not None:
             self.step = step
@@ -58,91 +60,91 @@ class VerificationError(DhiError):
 class MalformedEvidenceError(VerificationError):
     """Signed evidence is structurally invalid (bad base64, missing fields, bad JSON)."""
 
-    step = "evidence format"
+    step = Step.EVIDENCE_FORMAT
 
 
 class SignatureError(VerificationError):
     """A signature does not verify under the key it must verify under."""
 
-    step = "signature"
+    step = Step.SIGNATURE
 
 
 class KeyMismatchError(VerificationError):
     """The evidence names or carries a key other than the one we trust."""
 
-    step = "signing key"
+    step = Step.SIGNING_KEY
 
 
 class SubjectMismatchError(VerificationError):
     """A statement or signature is about a different artifact than the one checked."""
 
-    step = "subject"
+    step = Step.SUBJECT
 
 
 class TransparencyLogError(VerificationError):
     """A transparency-log entry is missing, unknown or inconsistent."""
 
-    step = "transparency log"
+    step = Step.TRANSPARENCY_LOG
 
 
 class InclusionProofError(TransparencyLogError):
     """An RFC 6962 inclusion proof does not lead to the stated root."""
 
-    step = "inclusion proof"
+    step = Step.INCLUSION_PROOF
 
 
 class ConsistencyProofError(TransparencyLogError):
     """An RFC 6962 consistency proof does not link two tree heads."""
 
-    step = "consistency proof"
+    step = Step.CONSISTENCY_PROOF
 
 
 class CheckpointError(TransparencyLogError):
     """A checkpoint (signed note) is malformed, unsigned or does not match the proof."""
 
-    step = "checkpoint"
+    step = Step.CHECKPOINT
 
 
 class SignedEntryTimestampError(TransparencyLogError):
     """A Rekor signed entry timestamp (inclusion promise) does not verify."""
 
-    step = "signed entry timestamp"
+    step = Step.SIGNED_ENTRY_TIMESTAMP
 
 
 class LogEntryBindingError(TransparencyLogError):
     """A log entry body is about something other than what was signed (CVE-2022-36056)."""
 
-    step = "log entry binding"
+    step = Step.LOG_ENTRY_BINDING
 
 
 class TimestampError(VerificationError):
     """An RFC 3161 timestamp is invalid, or there are too few sources of verified time."""
 
-    step = "timestamp"
+    step = Step.TIMESTAMP
 
 
 class CertificateError(VerificationError):
     """A signing certificate does not chain to a trusted CA at signing time."""
 
-    step = "certificate"
+    step = Step.CERTIFICATE
 
 
 class SCTError(CertificateError):
     """The certificate's signed certificate timestamp does not verify."""
 
-    step = "certificate transparency"
+    step = Step.CERTIFICATE_TRANSPARENCY
 
 
 class IdentityError(VerificationError):
     """The certificate's identity or issuer is not the one expected."""
 
-    step = "identity"
+    step = Step.IDENTITY
 
 
 class ValidityWindowError(VerificationError):
     """A key, log or authority was used outside the time it was trusted for."""
 
-    step = "validity window"
+    step = Step.VALIDITY_WINDOW
 
 
 class RekorError(DhiError):
@@ -195,25 +197,25 @@ class SizeLimitError(RegistryError):
 class BundleFormatError(VerificationError):
     """An evidence bundle (``.dhi.tar.zst``) is not a well-formed format-v1 archive."""
 
-    step = "bundle format"
+    step = Step.BUNDLE_FORMAT
 
 
 class ManifestSignatureError(BundleFormatError):
     """The bundle manifest is not signed, or not by a trusted exporter key."""
 
-    step = "bundle signature"
+    step = Step.BUNDLE_SIGNATURE
 
 
 class MemberIntegrityError(BundleFormatError):
     """A bundle member is unlisted, missing, duplicated, or differs from the manifest."""
 
-    step = "bundle member"
+    step = Step.BUNDLE_MEMBER
 
 
 class BundleLimitError(BundleFormatError):
     """A bundle exceeds a size, count or compression-ratio limit of the reader."""
 
-    step = "bundle limits"
+    step = Step.BUNDLE_LIMITS
 
 
 class TufError(VerificationError):
@@ -221,26 +223,26 @@ class TufError(VerificationError):
     signature threshold or out of sequence, expired or rolled-back metadata, or a
     target whose length or hashes differ from what the targets role lists."""
 
-    step = "TUF"
+    step = Step.TUF
 
 
 class ExpiredBundleError(VerificationError):
     """The bundle is past its expiry at the reference time."""
 
-    step = "4 expiry"
+    step = Step.EXPIRY
 
 
 class RollbackError(VerificationError):
     """The bundle is older than one already imported from the same exporter."""
 
-    step = "4 rollback"
+    step = Step.ROLLBACK
 
 
 class ArchiveIntegrityError(VerificationError):
     """A stored bundle, receipt or log line was changed, removed or added after it was
     written, or the log does not end at the head the caller expected."""
 
-    step = "archive integrity"
+    step = Step.ARCHIVE_INTEGRITY
 
 
 class DistBuildError(DhiError):
@@ -254,4 +256,4 @@ class DistIntegrityError(VerificationError):
     """A file of an offline installer is missing, not listed in, or differs from its
     signed ``SHA256SUMS``, or the installer holds something other than plain files."""
 
-    step = "installer files"
+    step = Step.INSTALLER_FILES

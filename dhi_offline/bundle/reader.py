@@ -3,30 +3,35 @@
 The archive is untrusted until its manifest signature verifies, and each member is
 untrusted until its SHA-256 matches the signed manifest. :func:`open_bundle` reads the
 file once, front to back, and performs these steps in order (the same order as
-``docs/format.md``, section "Reading"); each raises a typed error naming the check:
+``docs/format.md``, section "Reading"); each raises a typed error whose ``step`` (a
+:class:`~dhi_offline.steps.Step`, printed first on the one-line message) names the check.
+Together they are steps 1-3 of the bundle plan, reported as ``1-3 archive`` when they
+pass. The steps named below are those of ``BundleFormatError`` (``bundle format``),
+``BundleLimitError`` (``bundle limits``), ``ManifestSignatureError`` (``bundle
+signature``) and ``MemberIntegrityError`` (``bundle member``):
 
   (0) the file opens and starts with a zstd frame header that declares its content
       size, a content checksum and a window within limits; the declared size and the
       ratio to the file size are within limits (a zstd bomb is refused before
-      anything is inflated)                          -> InputError / BundleLimitError
+      anything is inflated)                           -> InputError (exit 2) / ``bundle limits``
   (1) while inflating, the inflated size and the running compression ratio stay
       within limits, and the frame ends exactly at the end of the file
-                                                      -> BundleLimitError / BundleFormatError
+                                                      -> ``bundle limits`` / ``bundle format``
   (2) every tar header is a canonical USTAR header of a regular file with a valid
       name; links, devices, directories, pax/GNU headers are refused before any data
-      is read                                         -> BundleFormatError
+      is read                                         -> ``bundle format``
   (3) the first two members are manifest.json and manifest.sig.json, each within
-      max_manifest_size                               -> BundleFormatError / BundleLimitError
+      max_manifest_size                               -> ``bundle format`` / ``bundle limits``
   (4) the signature verifies with a TRUSTED exporter key (looked up by keyid, never
       taken from the archive), BEFORE anything is parsed or extracted
-                                                      -> ManifestSignatureError
+                                                      -> ``bundle signature``
   (5) the manifest parses strictly, was signed by the key it names, and its member
-      count and sizes are within limits              -> BundleFormatError / BundleLimitError
+      count and sizes are within limits              -> ``bundle format`` / ``bundle limits``
   (6) every further member is listed, appears once, in path order, with the listed
       size (checked from the header, before its data), and its SHA-256 matches
-      while it streams into ``dest``                  -> MemberIntegrityError
+      while it streams into ``dest``                  -> ``bundle member``
   (7) the archive ends with zero blocks only, and every listed member was seen
-                                                      -> BundleFormatError / MemberIntegrityError
+                                                      -> ``bundle format`` / ``bundle member``
 
 With a ``memory_budget``, members of at most ``memory_member_max`` bytes are kept in
 memory (hashed and checked the same way) while the budget lasts, instead of being

@@ -6,10 +6,12 @@ bundle replayed to it (rollback). The counter lives in ``STATE_DIR/sequences.jso
 
     {"sequences": {"<key id>": <last issued>}, "version": 1}
 
-It is updated under an exclusive ``flock`` (two exports at once cannot both get the
-same number) and written with a temp file + ``os.replace`` (a crash leaves the old or
-the new file, never half of one). A state file that cannot be parsed is an error, not a
-reason to start again at 1: restarting would reissue numbers importers already saw.
+It is updated under an exclusive ``flock`` of ``sequences.lock``, the lock of every
+exporter state file (``export.state`` keeps the checkpoints under it too), so two exports
+at once cannot both get the same number; it is written with a temp file +
+``os.replace`` (a crash leaves the old or the new file, never half of one). A state file
+that cannot be parsed is an error, not a reason to start again at 1: restarting would
+reissue numbers importers already saw.
 """
 
 from __future__ import annotations
@@ -33,7 +35,12 @@ _MAX_SEQUENCE = 2**53 - 1  # the manifest's JSON integer range
 
 
 @contextlib.contextmanager
-def _locked(state_dir: Path) -> Iterator[None]:
+def locked_state(state_dir: Path) -> Iterator[None]:
+    """Hold the exporter state lock (an exclusive ``flock``) for a read-modify-write.
+
+    Raises:
+        OSError: the lock file cannot be opened.
+    """
     fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -67,12 +74,16 @@ def _read_state(path: Path) -> dict[str, int]:
     return seqs
 
 
-def _write_state(path: Path, seqs: dict[str, int]) -> None:
-    data = json.dumps({"sequences": seqs, "version": _STATE_VERSION}, sort_keys=True, indent=2)
+def write_atomic(path: Path, data: str) -> None:
+    """Write ``data`` to ``path`` through a synced temp file and ``os.replace``.
+
+    Raises:
+        OSError: the file cannot be written (the temp file is removed).
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(data + "\n")
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         Path(tmp).replace(path)
@@ -106,14 +117,15 @@ def next_sequence(key_id: str, state_dir: Path) -> int:
     _check_key_id(key_id)
     try:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with _locked(state_dir):
+        with locked_state(state_dir):
             path = state_dir / STATE_FILE
             seqs = _read_state(path)
             value = seqs.get(key_id, 0) + 1
             if value > _MAX_SEQUENCE:
                 raise InputError(f"sequence for exporter key {key_id} is exhausted")
             seqs[key_id] = value
-            _write_state(path, seqs)
+            data = {"sequences": seqs, "version": _STATE_VERSION}
+            write_atomic(path, json.dumps(data, sort_keys=True, indent=2) + "\n")
     except OSError as e:
         raise InputError(f"cannot update {state_dir / STATE_FILE}: {e.strerror or e}") from e
     return value

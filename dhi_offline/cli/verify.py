@@ -126,9 +126,14 @@ def verify(
         result = session.verify(
             bundle, run, _archive(archive_dir), explicit=archive_dir is not None
         )
-        target.write(render_html(result.outcome))
-    _emit(result.outcome, output)
-    _finish(result.outcome)
+        # Only the report is needed from here: the opened bundle (members kept in
+        # memory, up to MEMORY_BUDGET) is let go before reports are rendered.
+        outcome = result.outcome
+        del result
+        if target.wanted:  # a page per attestation: not built unless asked for
+            target.write(render_html(outcome))
+    _emit(outcome, output)
+    _finish(outcome)
 
 
 def import_(

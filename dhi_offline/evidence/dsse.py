@@ -12,6 +12,7 @@ from typing import Any
 
 from dhi_offline.errors import KeyMismatchError, MalformedEvidenceError, SignatureError
 from dhi_offline.evidence.encoding import b64decode, loads_json, require_dict, require_str
+from dhi_offline.steps import Step
 from dhi_offline.trust.keys import PublicKey
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -124,4 +125,4 @@ def verify_envelope(
         except SignatureError:
             continue
         return s
-    raise SignatureError(f"no DSSE signature verifies with key {key.key_id[:16]}", step="DSSE")
+    raise SignatureError(f"no DSSE signature verifies with key {key.key_id[:16]}", step=Step.DSSE)

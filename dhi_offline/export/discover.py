@@ -24,17 +24,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dhi_offline.errors import DhiError, MalformedEvidenceError
-from dhi_offline.evidence.cosign import PREDICATE_TYPE_ANNOTATION
-from dhi_offline.evidence.encoding import loads_json, require_dict
-from dhi_offline.evidence.records import AttestationRecord, MemoryBlobStore, SignatureRef, record_id
+from dhi_offline.evidence.layouts import LAYOUTS, Found
+from dhi_offline.evidence.layouts import buildkit as bk
+from dhi_offline.evidence.layouts.fetch import fetched_json, keep, keep_config, layers
+from dhi_offline.evidence.records import AttestationRecord, MemoryBlobStore
 from dhi_offline.oci import mediatypes as mt
 from dhi_offline.oci.mediatypes import Platform
 from dhi_offline.oci.source import Fetched, Source
 
-BUILDKIT_REFERENCE_TYPE = "vnd.docker.reference.type"
-BUILDKIT_REFERENCE_DIGEST = "vnd.docker.reference.digest"
-INTOTO_PREDICATE_ANNOTATION = "in-toto.io/predicate-type"
-BUNDLE_PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
+_IN_REFERRERS = tuple(layout for layout in LAYOUTS.values() if layout.in_referrers)
+"""The layouts a referrer or tagged manifest may hold, in the order they are tried."""
 
 
 @dataclass(frozen=True)
@@ -61,10 +60,6 @@ class DiscoveredImage:
 Progress = Callable[[str], None]
 
 
-def _json(fetched: Fetched, what: str) -> dict[str, Any]:
-    return require_dict(loads_json(fetched.data, what=what), what=what)
-
-
 def _platform_text(obj: object) -> str | None:
     if not isinstance(obj, dict):
         return None
@@ -72,23 +67,6 @@ def _platform_text(obj: object) -> str | None:
         return str(Platform.from_json(obj))
     except DhiError:
         return None
-
-
-def _keep(store: MemoryBlobStore, fetched: Fetched) -> None:
-    store.blobs[fetched.digest] = fetched.data
-
-
-def _keep_config(source: Source, fetched: Fetched, store: MemoryBlobStore) -> None:
-    """Keep the config blob of an evidence manifest, so ``push`` can put the manifest
-    into another registry unchanged (a registry refuses a manifest whose blobs it lacks)."""
-    doc = _json(fetched, "evidence manifest")
-    config = doc.get("config")
-    if not isinstance(config, dict):
-        return
-    digest = config.get("digest")
-    if not isinstance(digest, str) or digest in store.blobs:
-        return
-    store.blobs[digest] = source.blob(digest, _size(config))
 
 
 def resolve_image(
@@ -109,8 +87,8 @@ def resolve_image(
         DhiError: unreachable, malformed, or none of the requested platforms.
     """
     top = source.resolve(tag_or_digest)
-    _keep(store, top)
-    doc = _json(top, "image manifest")
+    keep(store, top)
+    doc = fetched_json(top, "image manifest")
     media_type = str(doc.get("mediaType") or top.media_type)
     image = DiscoveredImage(
         reference=reference, digest=top.digest, media_type=media_type, platforms=[]
@@ -124,12 +102,9 @@ def resolve_image(
         for desc in manifests:
             if not isinstance(desc, dict):
                 continue
-            annotations = desc.get("annotations") or {}
-            if (
-                isinstance(annotations, dict)
-                and annotations.get(BUILDKIT_REFERENCE_TYPE) == "attestation-manifest"
-            ):
-                buildkit.append((desc, str(annotations.get(BUILDKIT_REFERENCE_DIGEST, ""))))
+            described = bk.described_manifest(desc)
+            if described is not None:
+                buildkit.append((desc, described))
                 continue
             plat = _platform_text(desc.get("platform"))
             if plat is None or plat.startswith("unknown/"):
@@ -137,7 +112,7 @@ def resolve_image(
             if wanted is not None and plat not in wanted:
                 continue
             fetched = source.manifest(str(desc.get("digest")))
-            _keep(store, fetched)
+            keep(store, fetched)
             image.platforms.append(PlatformManifest(platform=plat, digest=fetched.digest))
         if wanted is not None:
             missing = wanted - {p.platform for p in image.platforms}
@@ -154,48 +129,6 @@ def resolve_image(
     return image, buildkit
 
 
-def _layers(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    layers = manifest.get("layers")
-    return [x for x in layers if isinstance(x, dict)] if isinstance(layers, list) else []
-
-
-def _annotation(desc: dict[str, Any], key: str) -> str | None:
-    ann = desc.get("annotations")
-    value = ann.get(key) if isinstance(ann, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def _signature_refs(
-    source: Source, attestation: Fetched, store: MemoryBlobStore
-) -> list[SignatureRef]:
-    """cosign signatures of an attestation manifest: referrers, then the ``.sig`` tag."""
-    refs: list[SignatureRef] = []
-    candidates: list[Fetched] = []
-    result = source.referrers(attestation.digest, mt.COSIGN_SIGNATURE_ARTIFACT_TYPE)
-    for desc in result.descriptors:
-        if desc.artifact_type not in (None, mt.COSIGN_SIGNATURE_ARTIFACT_TYPE):
-            continue
-        candidates.append(source.manifest(desc.digest))
-    tagged = source.tag(attestation.digest.replace(":", "-") + ".sig")
-    if tagged is not None:
-        candidates.append(tagged)
-    for fetched in candidates:
-        _keep(store, fetched)
-        _keep_config(source, fetched, store)
-        for layer in _layers(_json(fetched, "signature manifest")):
-            if layer.get("mediaType") != mt.COSIGN_SIMPLE_SIGNING:
-                continue
-            digest = str(layer.get("digest"))
-            store.blobs[digest] = source.blob(digest, _size(layer))
-            refs.append(SignatureRef(manifest=fetched.digest, layer=digest))
-    return refs
-
-
-def _size(desc: dict[str, Any]) -> int | None:
-    size = desc.get("size")
-    return size if isinstance(size, int) and not isinstance(size, bool) else None
-
-
 def _records_from_manifest(
     source: Source,
     fetched: Fetched,
@@ -205,44 +138,26 @@ def _records_from_manifest(
     store: MemoryBlobStore,
     via: str,
 ) -> list[AttestationRecord]:
-    """Classify one referrer (or tagged) manifest by its content and record what it holds."""
-    doc = _json(fetched, "referrer manifest")
-    artifact_type = doc.get("artifactType")
+    """Classify one referrer (or tagged) manifest by its content and record what it holds.
+
+    Each layer is recorded by the first layout that recognises it (``LAYOUTS`` order).
+    """
+    doc = fetched_json(fetched, "referrer manifest")
+    found = Found(
+        source=source,
+        store=store,
+        image=image.digest,
+        platform=platform.platform or None,
+        subject=platform.digest,
+        via=via,
+    )
     out: list[AttestationRecord] = []
-    for layer in _layers(doc):
-        media_type = layer.get("mediaType")
-        digest = str(layer.get("digest"))
-        if media_type == mt.IN_TOTO and artifact_type != mt.COSIGN_SIGNATURE_ARTIFACT_TYPE:
-            layout = "dhi-scout"
-            declared = _annotation(layer, INTOTO_PREDICATE_ANNOTATION)
-        elif media_type == mt.DSSE_ENVELOPE:
-            layout = "cosign-att"
-            declared = _annotation(layer, PREDICATE_TYPE_ANNOTATION)
-        elif isinstance(media_type, str) and media_type.startswith(mt.SIGSTORE_BUNDLE_PREFIX):
-            layout = "sigstore-bundle"
-            declared = _annotation(doc, BUNDLE_PREDICATE_ANNOTATION)
-        else:
-            continue
-        store.blobs[digest] = source.blob(digest, _size(layer))
-        signatures: list[SignatureRef] = []
-        if layout == "dhi-scout":
-            signatures = _signature_refs(source, fetched, store)
-        out.append(
-            AttestationRecord(
-                id=record_id(layout, platform.digest, fetched.digest, digest),
-                layout=layout,  # type: ignore[arg-type]
-                image=image.digest,
-                platform=platform.platform or None,
-                subject=platform.digest,
-                manifest=fetched.digest,
-                layer=digest,
-                predicate_type=declared,
-                source=f"{source.description} ({via})",
-                signatures=tuple(signatures),
-            )
-        )
+    for layer in layers(doc):
+        layout = next((x for x in _IN_REFERRERS if x.recognises(doc, layer)), None)
+        if layout is not None:
+            out.append(layout.record(found, fetched, doc, layer))
     if out:
-        _keep_config(source, fetched, store)
+        keep_config(source, fetched, store)
     return out
 
 
@@ -272,7 +187,7 @@ def discover_attestations(
                 if desc.artifact_type == mt.COSIGN_SIGNATURE_ARTIFACT_TYPE:
                     continue  # a signature of the image itself, not an attestation
                 fetched = source.manifest(desc.digest)
-                _keep(store, fetched)
+                keep(store, fetched)
                 for rec in _records_from_manifest(
                     source, fetched, image=image, platform=platform, store=store, via=result.via
                 ):
@@ -281,7 +196,7 @@ def discover_attestations(
                         image.records.append(rec)
             tagged = source.tag(platform.digest.replace(":", "-") + ".att")
             if tagged is not None:
-                _keep(store, tagged)
+                keep(store, tagged)
                 for rec in _records_from_manifest(
                     source,
                     tagged,
@@ -295,26 +210,24 @@ def discover_attestations(
                         image.records.append(rec)
         if not any(r.subject == platform.digest for r in image.records):
             image.notes.append(f"{label}: no attestations found")
+    buildkit_layout = LAYOUTS[bk.BuildKit.name]
     for bk_desc, subject in buildkit:
         fetched = image_source.manifest(str(bk_desc.get("digest")))
-        _keep(store, fetched)
+        keep(store, fetched)
         platform = next(p for p in image.platforms if p.digest == subject)
-        for layer in _layers(_json(fetched, "BuildKit attestation manifest")):
-            if layer.get("mediaType") != mt.IN_TOTO:
+        found = Found(
+            source=image_source,
+            store=store,
+            image=image.digest,
+            platform=platform.platform or None,
+            subject=subject,
+            via="index",
+        )
+        doc = fetched_json(fetched, "BuildKit attestation manifest")
+        for layer in layers(doc):
+            if not buildkit_layout.recognises(doc, layer):
                 continue
-            digest = str(layer.get("digest"))
-            store.blobs[digest] = image_source.blob(digest, _size(layer))
-            rec = AttestationRecord(
-                id=record_id("buildkit", subject, fetched.digest, digest),
-                layout="buildkit",
-                image=image.digest,
-                platform=platform.platform or None,
-                subject=subject,
-                manifest=fetched.digest,
-                layer=digest,
-                predicate_type=_annotation(layer, INTOTO_PREDICATE_ANNOTATION),
-                source=f"{image_source.description} (index)",
-            )
+            rec = buildkit_layout.record(found, fetched, doc, layer)
             if rec.id not in seen:
                 seen.add(rec.id)
                 image.records.append(rec)

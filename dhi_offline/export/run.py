@@ -14,6 +14,11 @@ same bytes whatever ``jobs`` is and whichever thread finishes first. A failed im
 stops the images after it (they no longer matter) and the export then fails with the
 error of the first failed image in request order: the error a sequential export gives.
 
+The parts live beside this module: ``discover`` (images and their attestations, by
+layout), ``rekor`` (completing SET-only entries, linking checkpoints),
+``sigstore_bundles`` (``evidence/sigstore/*.sigstore.json``), ``state`` (sequences and
+checkpoints under one lock), ``gate`` (stopping workers for ``jobs``).
+
 The core never prints: it reports through ``on_event``, always from the calling thread
 (a worker's steps are replayed when its image is taken), in the same order whatever
 ``jobs`` is; the CLI renders.
@@ -21,10 +26,7 @@ The core never prints: it reports through ``on_event``, always from the calling 
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,42 +36,26 @@ from pathlib import Path
 from dhi_offline import __version__
 from dhi_offline.bundle import layout
 from dhi_offline.bundle.manifest import ImageEntry, PlatformImage
-from dhi_offline.bundle.sequence_state import next_sequence
 from dhi_offline.bundle.signing import ExporterPrivateKey, public_key_of
 from dhi_offline.bundle.writer import WrittenBundle, write_bundle
-from dhi_offline.errors import (
-    ConsistencyProofError,
-    DhiError,
-    InputError,
-    RekorError,
-    UsageError,
-    VerificationError,
-)
-from dhi_offline.evidence.cosign import BUNDLE_ANNOTATION, SIGNATURE_ANNOTATION, parse_legacy_bundle
-from dhi_offline.evidence.encoding import loads_json, require_dict
+from dhi_offline.errors import DhiError, UsageError, VerificationError
 from dhi_offline.evidence.records import (
     AttestationRecord,
     EvidenceIndex,
     MemoryBlobStore,
     TlogCompletion,
 )
-from dhi_offline.evidence.sigstore_bundle import BUNDLE_V03_MEDIA_TYPE, parse_bundle
 from dhi_offline.export.discover import DiscoveredImage, discover_attestations, resolve_image
-from dhi_offline.oci.content import Fetched, ReferrersResult
+from dhi_offline.export.gate import Gate, GatedSource
+from dhi_offline.export.rekor import Completion, LogEntries, link_checkpoints, merge_entries
+from dhi_offline.export.sigstore_bundles import sigstore_bundles
+from dhi_offline.export.state import load_checkpoints, next_sequence, save_checkpoints
 from dhi_offline.oci.mediatypes import Platform
 from dhi_offline.oci.source import Source
-from dhi_offline.tlog.checkpoint import parse_checkpoint
-from dhi_offline.tlog.consistency import ConsistencyRecord, verify_consistency_record
-from dhi_offline.tlog.rekor_client import (
-    RekorClient,
-    entry_to_bundle_tlog_entry,
-    parse_log_entry,
-    verify_rekor_entry,
-)
+from dhi_offline.tlog.rekor_client import RekorClient
 from dhi_offline.trust.keyring import Keyring
-from dhi_offline.trust.trusted_root import LogInstance, TrustedRoot
+from dhi_offline.trust.trusted_root import TrustedRoot
 from dhi_offline.verify.attestation import AttestationResult, PublisherTrust, verify_attestation
-from dhi_offline.verify.sigstore import Artifact, verify_sigstore_bundle
 
 Event = Callable[[str, str], None]
 """``on_event(kind, message)``: kind is ``image``, ``step``, ``warning`` or ``failed``.
@@ -144,403 +130,13 @@ class ExportResult:
         return dict(sorted(out.items()))
 
 
-def _log_entries_needing_proof(
-    record: AttestationRecord, store: MemoryBlobStore
-) -> list[tuple[bytes, int, bytes]]:
-    """(log id, log index, body) of every SET-only entry this record carries."""
-    out: list[tuple[bytes, int, bytes]] = []
-    annotations: list[str] = []
-    if record.layout == "dhi-scout":
-        for sig in record.signatures:
-            doc = require_dict(
-                loads_json(store.get(sig.manifest), what="signature manifest"),
-                what="signature manifest",
-            )
-            for layer in doc.get("layers") or []:
-                if isinstance(layer, dict) and layer.get("digest") == sig.layer:
-                    ann = layer.get("annotations") or {}
-                    if isinstance(ann, dict) and isinstance(ann.get(BUNDLE_ANNOTATION), str):
-                        annotations.append(ann[BUNDLE_ANNOTATION])
-    elif record.layout == "cosign-att":
-        doc = require_dict(
-            loads_json(store.get(record.manifest), what="attestation manifest"),
-            what="attestation manifest",
-        )
-        for layer in doc.get("layers") or []:
-            if isinstance(layer, dict) and layer.get("digest") == record.layer:
-                ann = layer.get("annotations") or {}
-                if isinstance(ann, dict) and isinstance(ann.get(BUNDLE_ANNOTATION), str):
-                    annotations.append(ann[BUNDLE_ANNOTATION])
-    elif record.layout == "sigstore-bundle":
-        bundle = parse_bundle(store.get(record.layer))
-        out.extend(
-            (e.log_id, e.log_index, e.body)
-            for e in bundle.tlog_entries
-            if e.inclusion_proof is None
-        )
-    for a in annotations:
-        legacy = parse_legacy_bundle(a)
-        out.append((legacy.log_id, legacy.log_index, legacy.body))
-    return out
-
-
-_EntryKey = tuple[str, int]
-"""(hex log id, log index) of a transparency-log entry."""
-
-
-@dataclass(frozen=True)
-class _CompletedEntry:
-    """A SET-only entry as Rekor served it, with an inclusion proof, checked."""
-
-    raw: bytes
-    tree_size: int
-    checkpoint: str | None
-    """The signed checkpoint the inclusion proof leads to, if the entry carried one."""
-
-
 @dataclass
 class _ImageWork:
     """What one image's worker found: merged in request order by the main thread."""
 
     image: DiscoveredImage
     store: MemoryBlobStore
-    wanted: list[_EntryKey] = field(default_factory=list)
-    """Every SET-only entry of the image's records that a trusted log can complete, in
-    record order, repeats included (the order completions are packed in)."""
-    entries: dict[_EntryKey, _CompletedEntry] = field(default_factory=dict)
-    problems: dict[_EntryKey, str] = field(default_factory=dict)
-    """Why an entry could not be completed (a warning, not an error)."""
-    late_error: DhiError | None = None
-    """An error met while completing entries: raised after every image is discovered,
-    as the sequential export raised it."""
-
-
-class _Stopped(Exception):
-    """Raised in a worker whose image no longer matters (an earlier image failed)."""
-
-
-class _Gate:
-    """Which images may still fetch: those before the first failed one (request order)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._limit: int | None = None
-
-    def fail(self, index: int) -> None:
-        """Image ``index`` failed: the images after it stop."""
-        with self._lock:
-            self._limit = index if self._limit is None else min(self._limit, index)
-
-    def stop_all(self) -> None:
-        """Every image stops (the export is over)."""
-        self.fail(-1)
-
-    def check(self, index: int) -> None:
-        """Raise :class:`_Stopped` if image ``index`` should stop."""
-        with self._lock:
-            stopped = self._limit is not None and index > self._limit
-        if stopped:
-            raise _Stopped
-
-
-class _GatedSource:
-    """A source that asks the gate before every request, so a stopped worker ends soon."""
-
-    def __init__(self, source: Source, check: Callable[[], None]) -> None:
-        self._source = source
-        self._check = check
-        self.description = source.description
-
-    def resolve(self, tag_or_digest: str) -> Fetched:
-        """As :meth:`Source.resolve`."""
-        self._check()
-        return self._source.resolve(tag_or_digest)
-
-    def manifest(self, digest: str) -> Fetched:
-        """As :meth:`Source.manifest`."""
-        self._check()
-        return self._source.manifest(digest)
-
-    def blob(self, digest: str, size: int | None = None) -> bytes:
-        """As :meth:`Source.blob`."""
-        self._check()
-        return self._source.blob(digest, size)
-
-    def referrers(self, digest: str, artifact_type: str | None = None) -> ReferrersResult:
-        """As :meth:`Source.referrers`."""
-        self._check()
-        return self._source.referrers(digest, artifact_type)
-
-    def tag(self, tag: str) -> Fetched | None:
-        """As :meth:`Source.tag`."""
-        self._check()
-        return self._source.tag(tag)
-
-
-class _LogEntries:
-    """Completes SET-only entries from Rekor for every worker (thread-safe).
-
-    One Rekor client per log URL, shared. An entry one image has completed is not
-    fetched again for another; which worker fetched it does not matter, because the
-    main thread packs completions in record order (:func:`_merge_entries`).
-    """
-
-    def __init__(self, trusted_root: TrustedRoot, make: Callable[[str], RekorClient]) -> None:
-        self._trusted_root = trusted_root
-        self._make = make
-        self._lock = threading.Lock()
-        self._clients: dict[str, RekorClient] = {}
-        self._completed: set[_EntryKey] = set()
-
-    def client(self, base_url: str) -> RekorClient:
-        """The client for the log at ``base_url``, made on first use."""
-        with self._lock:
-            client = self._clients.get(base_url)
-            if client is None:
-                client = self._clients[base_url] = self._make(base_url)
-            return client
-
-    def close(self) -> None:
-        """Close every client made."""
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.close()
-
-    def complete(
-        self, records: list[AttestationRecord], work: _ImageWork, check: Callable[[], None]
-    ) -> None:
-        """Fetch an inclusion proof for every SET-only entry ``records`` carry, into ``work``."""
-        for record in records:
-            try:
-                needed = _log_entries_needing_proof(record, work.store)
-            except DhiError:
-                continue  # malformed evidence: verification reports it
-            for log_id, index, body in needed:
-                logs = [t for t in self._trusted_root.tlog_by_id(log_id) if t.key is not None]
-                if not logs:
-                    continue
-                key = (log_id.hex(), index)
-                work.wanted.append(key)
-                with self._lock:
-                    if key in self._completed:
-                        continue
-                check()
-                self._fetch(logs[0], key, body, work)
-
-    def _fetch(self, log: LogInstance, key: _EntryKey, body: bytes, work: _ImageWork) -> None:
-        index = key[1]
-        try:
-            entry = self.client(log.base_url).entry_by_index(index)
-            checkpoint = verify_rekor_entry(entry, log, expected_body=body)
-        except (RekorError, VerificationError) as e:
-            work.problems[key] = (
-                f"log entry {index} of {log.base_url} not completed: {e.one_line()}"
-            )
-            return
-        envelope = entry.inclusion_proof.checkpoint if entry.inclusion_proof else None
-        work.entries[key] = _CompletedEntry(entry.raw, checkpoint.tree_size, envelope or None)
-        with self._lock:
-            self._completed.add(key)
-
-
-def _merge_entries(
-    works: list[_ImageWork], on_event: Event
-) -> tuple[
-    dict[str, bytes], list[TlogCompletion], dict[_EntryKey, bytes], dict[str, tuple[int, str]]
-]:
-    """Completed entries in record order: members, completions, lookup, newest checkpoints.
-
-    The order (and the newest checkpoint per log, the first of the largest tree) is the
-    one a sequential export produces, whichever worker fetched an entry.
-    """
-    fetched: dict[_EntryKey, _CompletedEntry] = {}
-    problems: dict[_EntryKey, str] = {}
-    for work in works:
-        for key, entry in work.entries.items():
-            fetched.setdefault(key, entry)
-        for key, problem in work.problems.items():
-            problems.setdefault(key, problem)
-    members: dict[str, bytes] = {}
-    completions: list[TlogCompletion] = []
-    lookup: dict[_EntryKey, bytes] = {}
-    latest: dict[str, tuple[int, str]] = {}
-    for work in works:
-        for key in work.wanted:
-            if key in lookup:
-                continue
-            completed = fetched.get(key)
-            if completed is None:
-                on_event("warning", problems.get(key, f"log entry {key[1]} not completed"))
-                continue
-            log_id_hex, index = key
-            path = layout.tlog_entry_path(log_id_hex, index)
-            members[path] = completed.raw
-            lookup[key] = completed.raw
-            completions.append(TlogCompletion(log_id=log_id_hex, log_index=index, path=path))
-            if completed.checkpoint and completed.tree_size > latest.get(log_id_hex, (0, ""))[0]:
-                latest[log_id_hex] = (completed.tree_size, completed.checkpoint)
-        if work.late_error is not None:
-            raise work.late_error
-    return members, completions, lookup, latest
-
-
-def _link_checkpoints(
-    latest: dict[str, tuple[int, str]],
-    members: dict[str, bytes],
-    config: ExportConfig,
-    entries: _LogEntries,
-) -> None:
-    """Pack each log's newest checkpoint, linked to the one packed last time.
-
-    Raises:
-        ConsistencyProofError: the log forked, or cannot prove one tree extends the other.
-    """
-    previous = load_checkpoints(config.state_dir)
-    for log_id_hex, (size, envelope) in latest.items():
-        members[layout.checkpoint_path(log_id_hex)] = envelope.encode()
-        old = previous.get(log_id_hex)
-        known = config.trusted_root.tlog_by_id(bytes.fromhex(log_id_hex))
-        if old is None or not known:
-            continue
-        log = known[0]
-        seen = parse_checkpoint(old)
-        if seen.tree_size == size:
-            if seen.root_hash != parse_checkpoint(envelope).root_hash:
-                raise ConsistencyProofError(
-                    f"{log.base_url} signed two different trees of size {size}: the log forked"
-                )
-            continue
-        # Prove the smaller tree is a prefix of the larger, whichever came first.
-        small, large = (old, envelope) if seen.tree_size < size else (envelope, old)
-        try:
-            proof = entries.client(log.base_url).consistency_proof(
-                parse_checkpoint(small).tree_size, parse_checkpoint(large).tree_size
-            )
-        except RekorError as e:
-            # Two signed tree heads we cannot link: packing either would hide a fork.
-            raise ConsistencyProofError(
-                f"{log.base_url} cannot prove its tree of size {parse_checkpoint(small).tree_size} "
-                f"is a prefix of its tree of size {parse_checkpoint(large).tree_size}: {e.message}"
-            ) from e
-        link = ConsistencyRecord(old_checkpoint=small, new_checkpoint=large, hashes=proof.hashes)
-        # A log that cannot prove one tree extends the other has forked.
-        verify_consistency_record(link, log)
-        if seen.tree_size < size:
-            members[layout.consistency_path(log_id_hex, seen.tree_size, size)] = (
-                link.to_json_bytes()
-            )
-
-
-def _sigstore_bundles(
-    verified: list[AttestationResult],
-    store: MemoryBlobStore,
-    lookup: dict[tuple[str, int], bytes],
-    config: ExportConfig,
-) -> dict[str, bytes]:
-    """A sigstore bundle v0.3 for every Rekor-backed cosign signature that verified.
-
-    Each bundle is verified with the same key before it is packed: what other clients
-    are given to check must check out here first.
-    """
-    out: dict[str, bytes] = {}
-    for result in verified:
-        record = result.record
-        if record.layout != "dhi-scout" or result.key_id is None:
-            continue
-        key_entry = config.keyring.by_id(result.key_id)
-        if key_entry is None:
-            continue
-        for sig in record.signatures:
-            try:
-                bundle = _bundle_for_signature(
-                    sig.manifest, sig.layer, store, lookup, result.key_id
-                )
-                if bundle is None:
-                    continue
-                verify_sigstore_bundle(
-                    parse_bundle(bundle),
-                    artifact=Artifact.from_bytes(store.get(sig.layer)),
-                    trusted_root=config.trusted_root,
-                    key=key_entry.key,
-                )
-            except DhiError:
-                continue
-            out[layout.sigstore_bundle_path(record.id)] = bundle
-            break
-    return out
-
-
-def _bundle_for_signature(
-    manifest_digest: str,
-    layer_digest: str,
-    store: MemoryBlobStore,
-    lookup: dict[tuple[str, int], bytes],
-    key_id: str,
-) -> bytes | None:
-    doc = require_dict(
-        loads_json(store.get(manifest_digest), what="signature manifest"), what="signature manifest"
-    )
-    for layer in doc.get("layers") or []:
-        if not isinstance(layer, dict) or layer.get("digest") != layer_digest:
-            continue
-        ann = layer.get("annotations") or {}
-        if not isinstance(ann, dict) or not isinstance(ann.get(BUNDLE_ANNOTATION), str):
-            return None
-        legacy = parse_legacy_bundle(ann[BUNDLE_ANNOTATION])
-        raw = lookup.get((legacy.log_id.hex(), legacy.log_index))
-        if raw is None:
-            return None
-        payload = store.get(layer_digest)
-        bundle = {
-            "mediaType": BUNDLE_V03_MEDIA_TYPE,
-            "verificationMaterial": {
-                "publicKey": {"hint": key_id},
-                "tlogEntries": [entry_to_bundle_tlog_entry(parse_log_entry(raw))],
-            },
-            "messageSignature": {
-                "messageDigest": {
-                    "algorithm": "SHA2_256",
-                    "digest": base64.b64encode(hashlib.sha256(payload).digest()).decode(),
-                },
-                "signature": str(ann.get(SIGNATURE_ANNOTATION, "")),
-            },
-        }
-        return json.dumps(bundle, sort_keys=True, indent=1).encode() + b"\n"
-    return None
-
-
-CHECKPOINT_STATE = "checkpoints.json"
-
-
-def load_checkpoints(state_dir: Path) -> dict[str, str]:
-    """The newest checkpoint this exporter packed per log (hex log id -> note)."""
-    try:
-        doc = json.loads((state_dir / CHECKPOINT_STATE).read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError, RecursionError) as e:
-        raise InputError(f"exporter state {state_dir / CHECKPOINT_STATE} is unreadable: {e}") from e
-    if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
-        raise InputError(f"exporter state {state_dir / CHECKPOINT_STATE} is malformed")
-    return doc
-
-
-def save_checkpoints(state_dir: Path, members: dict[str, bytes]) -> None:
-    """Remember the checkpoints just packed, for the next export's consistency proofs."""
-    current = load_checkpoints(state_dir)
-    for path, data in members.items():
-        parts = path.split("/")
-        if len(parts) == 3 and parts[0] == "tlog" and parts[2] == "checkpoint.txt":
-            note = data.decode()
-            old = current.get(parts[1])
-            # Never move the remembered tree head backwards.
-            if old is None or parse_checkpoint(note).tree_size > parse_checkpoint(old).tree_size:
-                current[parts[1]] = note
-    state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = state_dir / f".{CHECKPOINT_STATE}.tmp"
-    tmp.write_text(json.dumps(current, sort_keys=True, indent=1))
-    tmp.replace(state_dir / CHECKPOINT_STATE)
+    completion: Completion = field(default_factory=Completion)
 
 
 def run_export(requests: list[ImageRequest], config: ExportConfig, on_event: Event) -> ExportResult:
@@ -553,15 +149,17 @@ def run_export(requests: list[ImageRequest], config: ExportConfig, on_event: Eve
     """
     if not 1 <= config.jobs <= MAX_JOBS:
         raise UsageError(f"jobs must be between 1 and {MAX_JOBS}, got {config.jobs}")
-    entries = _LogEntries(config.trusted_root, config.rekor) if config.rekor else None
+    entries = LogEntries(config.trusted_root, config.rekor) if config.rekor else None
     try:
         works = _export_images(requests, config, entries, on_event)
         store = MemoryBlobStore()
         for work in works:
             store.blobs.update(work.store.blobs)
-        tlog_members, completions, lookup, latest = _merge_entries(works, on_event)
+        merged = merge_entries([w.completion for w in works], lambda m: on_event("warning", m))
+        tlog_members, completions, lookup = merged.members, merged.completions, merged.lookup
         if entries is not None:
-            _link_checkpoints(latest, tlog_members, config, entries)
+            previous = load_checkpoints(config.state_dir)
+            link_checkpoints(merged.latest, tlog_members, previous, config.trusted_root, entries)
     finally:
         if entries is not None:
             entries.close()
@@ -596,7 +194,7 @@ def run_export(requests: list[ImageRequest], config: ExportConfig, on_event: Eve
         verified.append(result)
         kept.append(record)
 
-    extra = _sigstore_bundles(verified, store, lookup, config)
+    extra = sigstore_bundles(verified, store, lookup, config.keyring, config.trusted_root)
     members = _members(
         images=images,
         kept=kept,
@@ -635,7 +233,7 @@ def run_export(requests: list[ImageRequest], config: ExportConfig, on_event: Eve
 def _export_images(
     requests: list[ImageRequest],
     config: ExportConfig,
-    entries: _LogEntries | None,
+    entries: LogEntries | None,
     on_event: Event,
 ) -> list[_ImageWork]:
     """Every image fetched (``config.jobs`` at once), in request order.
@@ -643,7 +241,7 @@ def _export_images(
     Raises:
         DhiError: the error of the first image, in request order, that failed.
     """
-    gate = _Gate()
+    gate = Gate()
     shared = _Shared(config, entries, gate)
     works: list[_ImageWork] = []
     if config.jobs == 1 or len(requests) < 2:
@@ -689,8 +287,8 @@ class _Shared:
     """What every worker shares (each part thread-safe or read-only)."""
 
     config: ExportConfig
-    entries: _LogEntries | None
-    gate: _Gate
+    entries: LogEntries | None
+    gate: Gate
 
 
 def _export_image(
@@ -703,7 +301,7 @@ def _export_image(
         gate.check(index)
 
     store = MemoryBlobStore()
-    source = _GatedSource(req.source, check)
+    source = GatedSource(req.source, check)
     try:
         image, buildkit = resolve_image(
             source,
@@ -714,7 +312,7 @@ def _export_image(
         )
         discover_attestations(
             image,
-            [source, *(_GatedSource(s, check) for s in req.attestation_sources)],
+            [source, *(GatedSource(s, check) for s in req.attestation_sources)],
             store=store,
             image_source=source,
             buildkit=buildkit,
@@ -726,9 +324,9 @@ def _export_image(
     work = _ImageWork(image=image, store=store)
     if entries is not None:
         try:
-            entries.complete(image.records, work, check)
+            entries.complete(image.records, store, work.completion, check)
         except DhiError as e:
-            work.late_error = e
+            work.completion.late_error = e
     return work
 
 

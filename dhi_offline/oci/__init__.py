@@ -7,7 +7,11 @@ the :class:`~dhi_offline.errors.RegistryError` family at this package's edge.
 - :mod:`.mediatypes`: media types, :class:`Descriptor`, :class:`Platform`.
 - :mod:`.content`: :class:`Fetched`, :class:`ReferrersResult`, streaming digest checks.
 - :mod:`.auth`: Docker config credentials, credential helpers, challenge parsing.
-- :mod:`.client`: :class:`RegistryClient` (auth, retries, referrers with tag fallback).
+- :mod:`.client`: :class:`RegistryClient`, the one registry client, assembled from
+  :mod:`.transport` (endpoints, request loop, retries), :mod:`.token` (401 challenges,
+  bearer tokens), :mod:`.status` (error translation), :mod:`.download` (verified
+  reads), :mod:`.referrers` (API with tag fallback) and :mod:`.upload` (blob and
+  manifest pushes).
 - :mod:`.layout`: read (:class:`OciLayout`) and write (:class:`OciLayoutWriter`) layouts.
 - :mod:`.source`: the :class:`Source` protocol the exporter walks, for both.
 """

@@ -22,7 +22,10 @@ One reference time (``--at`` or now) is used for every check. The plan, in order
 
 Steps 1-4 refuse the whole bundle (an exception naming the step); steps 5-7 record each
 failure in the report, so one bad attestation is reported next to the good ones, and
-any failure makes the verdict FAIL.
+any failure makes the verdict FAIL. Every step name is a :class:`~dhi_offline.steps.Step`:
+a passed check is labelled ``1-3 archive``, ``2 bundle signature``, ``4 expiry``,
+``4 rollback``, ``4 checkpoint``, ``4 consistency``, ``5 image`` or ``6 attestation``;
+a refusal names its error's step (``docs/verification.md``, "Step names").
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ from dhi_offline.evidence.records import (
     DirectoryBlobStore,
     EvidenceIndex,
 )
+from dhi_offline.steps import Step
 from dhi_offline.tlog.checkpoint import MAX_CHECKPOINT_LENGTH, parse_checkpoint, verify_checkpoint
 from dhi_offline.tlog.consistency import ConsistencyRecord, verify_consistency_record
 from dhi_offline.trust.changes import keyring_notes
@@ -271,8 +275,10 @@ def _verify_bundle_file(
     )
     manifest = opened.manifest
     exporter_name = trust.exporters[opened.signer.key_id][0]
-    checks.append(Check("1-3 archive", "bundle structure, limits and member hashes", "passed"))
-    checks.append(Check("2 bundle signature", f"signed by exporter {exporter_name}", "passed"))
+    checks.append(Check(Step.ARCHIVE, "bundle structure, limits and member hashes", "passed"))
+    checks.append(
+        Check(Step.BUNDLE_SIGNATURE_CHECK, f"signed by exporter {exporter_name}", "passed")
+    )
     unsafe.extend(unsafe_after_signature(manifest, options))
 
     # (4): expiry, rollback, checkpoint consistency.
@@ -283,10 +289,10 @@ def _verify_bundle_file(
         )
     if manifest.created > options.at + timedelta(minutes=5):
         warnings.append(f"bundle was created in the future ({format_rfc3339(manifest.created)})")
-    checks.append(Check("4 expiry", f"valid until {format_rfc3339(manifest.expires)}", "passed"))
+    checks.append(Check(Step.EXPIRY, f"valid until {format_rfc3339(manifest.expires)}", "passed"))
     last = options.last_sequences.get(opened.signer.key_id)
     if options.rollback_note is not None:
-        checks.append(Check("4 rollback", options.rollback_note, "skipped"))
+        checks.append(Check(Step.ROLLBACK, options.rollback_note, "skipped"))
     elif last is not None and manifest.sequence < last:
         if not options.allow_rollback:
             raise RollbackError(
@@ -294,18 +300,20 @@ def _verify_bundle_file(
                 f"already imported from exporter {exporter_name}"
             )
         unsafe.append(f"--allow-rollback: sequence {manifest.sequence} accepted after {last}")
-        checks.append(Check("4 rollback", "older bundle accepted with --allow-rollback", "skipped"))
+        checks.append(
+            Check(Step.ROLLBACK, "older bundle accepted with --allow-rollback", "skipped")
+        )
     elif last is None:
         checks.append(
             Check(
-                "4 rollback",
+                Step.ROLLBACK,
                 f"sequence {manifest.sequence}: no earlier bundle from this exporter on record",
                 "passed",
             )
         )
     else:
         checks.append(
-            Check("4 rollback", f"sequence {manifest.sequence} (last imported {last})", "passed")
+            Check(Step.ROLLBACK, f"sequence {manifest.sequence} (last imported {last})", "passed")
         )
     if options.allow_rollback and not any(u.startswith("--allow-rollback") for u in unsafe):
         unsafe.append("--allow-rollback: in force (no older bundle needed it)")
@@ -438,7 +446,7 @@ def _verify_bundle_file(
         if r.id not in claimed:
             checks.append(
                 Check(
-                    "6 attestation",
+                    Step.ATTESTATION,
                     f"{r.id}: not about any platform of the bundle's images",
                     "failed",
                     f"subject {r.subject[:19]}… of image {r.image[:19]}…",
@@ -587,7 +595,7 @@ def _check_checkpoints(
                 if linked:
                     checks.append(
                         Check(
-                            "4 consistency",
+                            Step.CONSISTENCY_CHECK,
                             f"{log.base_url}: {seen.tree_size} -> {new.tree_size}",
                             "passed",
                         )
@@ -597,7 +605,9 @@ def _check_checkpoints(
                         f"{log.base_url}: no proof links the checkpoint seen before (size "
                         f"{seen.tree_size}) to this one ({new.tree_size}); consistency not checked"
                     )
-        checks.append(Check("4 checkpoint", f"{log.base_url} tree size {new.tree_size}", "passed"))
+        checks.append(
+            Check(Step.CHECKPOINT_CHECK, f"{log.base_url} tree size {new.tree_size}", "passed")
+        )
         if seen_note is None or parse_checkpoint(seen_note).tree_size <= new.tree_size:
             verified[log_id_hex] = note
     return verified
@@ -634,13 +644,13 @@ def _check_image(
     except DhiError as e:
         checks.append(
             Check(
-                "5 image", f"{reference} index and manifests", "failed", e.message, image=reference
+                Step.IMAGE, f"{reference} index and manifests", "failed", e.message, image=reference
             )
         )
         return []
     checks.append(
         Check(
-            "5 image",
+            Step.IMAGE,
             f"{reference}: {len(platforms)} platform manifest(s) match the stored index",
             "passed",
             image=reference,
@@ -696,7 +706,7 @@ def _platform(
             )
             checks.append(
                 Check(
-                    "6 attestation",
+                    Step.ATTESTATION,
                     f"{record.predicate_type or record.id}",
                     "failed",
                     e.one_line(),
@@ -740,7 +750,7 @@ def _platform(
         )
         checks.append(
             Check(
-                "6 attestation",
+                Step.ATTESTATION,
                 result.predicate_type,
                 "passed",
                 f"signed by {result.signer}; log: {result.tlog_status}",

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from dhi_offline.steps import Step
 from dhi_offline.trust.timerange import format_rfc3339
 from dhi_offline.verify.policy import Violation
 
@@ -21,8 +22,8 @@ REPORT_SCHEMA_VERSION = 1
 class Check:
     """One check of the verification plan, as run."""
 
-    step: str
-    """The plan step, e.g. ``2 bundle signature``."""
+    step: Step
+    """The plan step, e.g. ``2 bundle signature`` (:attr:`Step.BUNDLE_SIGNATURE_CHECK`)."""
     name: str
     status: CheckStatus
     message: str = ""
@@ -271,8 +272,8 @@ class Refusal:
     bundle_sha256: str
     bundle_size: int
     reference_time: datetime
-    step: str
-    """The plan step that refused the bundle, e.g. ``4 rollback``."""
+    step: Step
+    """The plan step that refused the bundle, e.g. ``4 rollback`` (:attr:`Step.ROLLBACK`)."""
     reason: str
     """The one-line reason (the same line the CLI prints on stderr)."""
     progress: Progress

@@ -147,7 +147,7 @@ CLASSES: dict[str, str] = {
     "referrers": r"^GET /v2/.*/(referrers/|manifests/sha256-[0-9a-f]{64}$)",
     "tags": r"^GET /v2/.*/manifests/(?!sha256:)",
 }
-# How a clean failure names the request (dhi_offline/oci/client.py builds these).
+# How a clean failure names the request (dhi_offline/oci/status.py's Target.label).
 REQUEST_NAMED = re.compile(
     r"registry \S+ repository \S+: (manifest sha256:[0-9a-f]{64}|tag \S+|blob sha256:[0-9a-f]{64}"
     r"|referrers of sha256:[0-9a-f]{64})"

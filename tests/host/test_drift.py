@@ -22,7 +22,7 @@ def test_pass_to_fail_lists_new_failures_violations_and_keys() -> None:
     after = failing_report()
     out = drift(receipt, after)
     assert out[0] == f"verdict {before.verdict} -> FAIL"
-    assert any(d.startswith("newly failing: 4 attestation") for d in out)
+    assert any(d.startswith("newly failing: 6 attestation") for d in out)
     assert sum(d.startswith("new policy violation") for d in out) == 3
     assert any("retired" in d and "no longer pinned" in d for d in out)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from dhi_offline.steps import Step
 from dhi_offline.verify.policy import Violation
 from dhi_offline.verify.result import (
     AttestationView,
@@ -128,17 +129,17 @@ def _trust(*, trust_bundle_keys: bool = False) -> TrustSummary:
 
 def _checks(platforms: tuple[PlatformView, ...], *, fail: str | None = None) -> tuple[Check, ...]:
     checks = [
-        Check("1 bundle integrity", "archive sha256 and member digests", "passed"),
-        Check("2 bundle signature", "manifest signed by ops-exporter-2026", "passed"),
-        Check("3 freshness", "not expired at the reference time", "passed"),
-        Check("3 freshness", "sequence 42 after 41 (no rollback)", "passed"),
+        Check(Step.ARCHIVE, "bundle structure, limits and member hashes", "passed"),
+        Check(Step.BUNDLE_SIGNATURE_CHECK, "signed by exporter ops-exporter-2026", "passed"),
+        Check(Step.EXPIRY, "valid until 2026-09-29T09:12:44Z", "passed"),
+        Check(Step.ROLLBACK, "sequence 42 (last imported 41)", "passed"),
     ]
     for p in platforms:
         for a in p.attestations:
             status = "passed" if a.verified else "failed"
             checks.append(
                 Check(
-                    "4 attestation",
+                    Step.ATTESTATION,
                     a.predicate_type,
                     status,
                     message=(a.problem or "") if not a.verified else "",
@@ -149,7 +150,7 @@ def _checks(platforms: tuple[PlatformView, ...], *, fail: str | None = None) -> 
             if a.tlog_status == "absent" and a.verified:
                 checks.append(
                     Check(
-                        "4 attestation",
+                        Step.ATTESTATION,
                         "transparency log",
                         "skipped",
                         message="no log entry; DHI may skip Rekor",
@@ -157,9 +158,18 @@ def _checks(platforms: tuple[PlatformView, ...], *, fail: str | None = None) -> 
                         platform=p.platform,
                     )
                 )
-    checks.append(Check("5 policy", "required platforms", "passed", image=IMAGE))
+    checks.append(
+        Check(
+            Step.IMAGE,
+            f"{IMAGE}: 2 platform manifest(s) match the stored index",
+            "passed",
+            image=IMAGE,
+        )
+    )
     if fail:
-        checks.append(Check("2 bundle signature", "exporter key pinned", "failed", message=fail))
+        checks.append(
+            Check(Step.BUNDLE_SIGNATURE_CHECK, "exporter key pinned", "failed", message=fail)
+        )
     return tuple(checks)
 
 
@@ -322,7 +332,7 @@ def refusal_report(*, signed: bool = True) -> Refusal:
         bundle_sha256=BUNDLE_SHA256,
         bundle_size=48_213_004,
         reference_time=REFERENCE_TIME,
-        step="4 rollback" if signed else "bundle signature",
+        step=Step.ROLLBACK if signed else Step.BUNDLE_SIGNATURE,
         reason=(
             "sequence 41 is older than 43, already imported from exporter exporter.pub"
             if signed

@@ -41,12 +41,12 @@ def test_one_test_per_check(passing: VerificationReport) -> None:
     tests = _ctrf(passing)["results"]["tests"]
     assert len(tests) == len(passing.checks)
     first = tests[0]
-    assert first["name"] == "1 bundle integrity: archive sha256 and member digests"
+    assert first["name"] == "1-3 archive: bundle structure, limits and member hashes"
     assert first["status"] == "passed" and first["duration"] == 0 and "suite" not in first
-    per_platform = [t for t in tests if t["name"].startswith("4 attestation: ")]
+    per_platform = [t for t in tests if t["name"].startswith("6 attestation: ")]
     assert len(per_platform) == 11
     sample = per_platform[0]
-    assert sample["name"] == (f"4 attestation: {fx.TESTS} [{fx.IMAGE} linux/amd64]") and sample[
+    assert sample["name"] == (f"6 attestation: {fx.TESTS} [{fx.IMAGE} linux/amd64]") and sample[
         "suite"
     ] == [fx.IMAGE, "linux/amd64"]
     skipped = [t for t in tests if t["status"] == "skipped"]
@@ -65,7 +65,7 @@ def test_failures_and_violations_are_failed_tests(failing: VerificationReport) -
     assert summary["passed"] + summary["failed"] + summary["skipped"] == summary["tests"]
     check = next(t for t in failed if t["extra"]["kind"] == "check")
     assert check["message"] == fx.HOSTILE_PROBLEM
-    assert check["name"].startswith("4 attestation: " + fx.HOSTILE_PREDICATE)
+    assert check["name"].startswith("6 attestation: " + fx.HOSTILE_PREDICATE)
     violations = [t for t in failed if t["extra"]["kind"] == "violation"]
     assert [t["name"] for t in violations] == [
         f"policy: tests passed ({fx.TESTS}) [{fx.IMAGE} linux/amd64]",

@@ -97,7 +97,7 @@ def test_passing_page_shows_what_an_auditor_checks(passing: VerificationReport) 
         "89 packages",
         "CTRF: results.summary.start is in seconds, not milliseconds",
         "Checks (16)",
-        "archive sha256 and member digests",
+        "bundle structure, limits and member hashes",
         "Archive receipt",
     ):
         assert expected in text, expected
