@@ -31,6 +31,7 @@ import zstandard
 
 from dhi_offline.bundle import layout, tarformat
 from dhi_offline.bundle.manifest import BundleManifest, ImageEntry, Member
+from dhi_offline.bundle.reader import Limits
 from dhi_offline.bundle.signing import ExporterPrivateKey, public_key_of, sign_manifest
 from dhi_offline.errors import InputError, UsageError
 
@@ -152,6 +153,38 @@ def _write_member(
     out.write(b"\x00" * pad)
 
 
+READER_LIMITS = Limits()
+"""What a default reader accepts: a bundle over it is refused before it is written."""
+
+
+def _check_readable(manifest_bytes: bytes, listed: tuple[Member, ...], tar_size: int) -> None:
+    """Refuse to write a bundle the default reader would refuse (``docs/format.md``).
+
+    Raises:
+        UsageError: naming the limit, so the export can be split.
+    """
+    limits = READER_LIMITS
+    problems = []
+    if len(listed) > limits.max_members:
+        problems.append(f"{len(listed)} members, more than {limits.max_members}")
+    if len(manifest_bytes) > limits.max_manifest_size:
+        problems.append(
+            f"a {len(manifest_bytes)}-byte manifest, more than {limits.max_manifest_size}"
+        )
+    if tar_size > limits.max_total_size:
+        problems.append(f"{tar_size} bytes of tar, more than {limits.max_total_size}")
+    big = next((m for m in listed if m.size > limits.max_member_size), None)
+    if big is not None:
+        problems.append(
+            f"member {big.path} of {big.size} bytes, more than {limits.max_member_size}"
+        )
+    if problems:
+        raise UsageError(
+            "the bundle would hold " + "; ".join(problems) + ": a reader refuses it "
+            "(bundle limits, docs/format.md); export fewer images per bundle"
+        )
+
+
 def write_bundle(
     output: Path,
     *,
@@ -218,6 +251,7 @@ def write_bundle(
     ]
     plan += [(m.path, src, m, m.size) for m, (_, src) in zip(listed, entries, strict=True)]
     tar_size = tarformat.stream_size([size for _, _, _, size in plan])
+    _check_readable(manifest_bytes, listed, tar_size)
     # Pass 2, into a temp file in the target directory so os.replace is atomic.
     try:
         fd, tmp_name = tempfile.mkstemp(

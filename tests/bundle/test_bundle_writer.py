@@ -205,3 +205,29 @@ def test_unreadable_source(tmp_path: Path, exporter_key: ec.EllipticCurvePrivate
 def test_output_directory_missing(tmp_path: Path, exporter_key: ec.EllipticCurvePrivateKey) -> None:
     with pytest.raises(InputError, match="cannot create"):
         write_sample(tmp_path / "missing" / "b.dhi.tar.zst", exporter_key)
+
+
+@pytest.mark.parametrize(
+    ("limits", "needle"),
+    [
+        ({"max_members": 2}, "members, more than 2"),
+        ({"max_manifest_size": 64}, "-byte manifest, more than 64"),
+        ({"max_member_size": 10}, "bytes, more than 10"),
+    ],
+)
+def test_a_bundle_a_reader_would_refuse_is_not_written(
+    tmp_path: Path,
+    exporter_key: ec.EllipticCurvePrivateKey,
+    monkeypatch: pytest.MonkeyPatch,
+    limits: dict[str, int],
+    needle: str,
+) -> None:
+    # Found at 40,000 attestations (benchmarks/bench_scale.py): export wrote a bundle
+    # whose manifest was over the reader's limit; verify then refused it.
+    from dhi_offline.bundle.reader import Limits
+
+    monkeypatch.setattr(writer, "READER_LIMITS", Limits(**limits))  # type: ignore[arg-type]
+    out = tmp_path / "b.dhi.tar.zst"
+    with pytest.raises(UsageError, match=needle):
+        write_sample(out, exporter_key)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
