@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dhi_offline.errors import DhiError, MalformedEvidenceError
-from dhi_offline.evidence.layouts import LAYOUTS, Found
-from dhi_offline.evidence.layouts import buildkit as bk
-from dhi_offline.evidence.layouts.fetch import fetched_json, keep, keep_config, layers
 from dhi_offline.evidence.records import AttestationRecord, MemoryBlobStore
 from dhi_offline.oci import mediatypes as mt
 from dhi_offline.oci.mediatypes import Platform
 from dhi_offline.oci.source import Fetched, Source
+from dhi_offline.verify.layouts import LAYOUTS, Found
+from dhi_offline.verify.layouts import buildkit as bk
+from dhi_offline.verify.layouts.fetch import fetched_json, keep, keep_config, layers
 
 _IN_REFERRERS = tuple(layout for layout in LAYOUTS.values() if layout.in_referrers)
 """The layouts a referrer or tagged manifest may hold, in the order they are tried."""

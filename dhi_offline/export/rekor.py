@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 from dhi_offline.bundle import layout
 from dhi_offline.errors import ConsistencyProofError, DhiError, RekorError, VerificationError
-from dhi_offline.evidence.layouts import LogEntryRef, layout_named
 from dhi_offline.evidence.records import AttestationRecord, MemoryBlobStore, TlogCompletion
 from dhi_offline.tlog.checkpoint import parse_checkpoint
 from dhi_offline.tlog.consistency import ConsistencyRecord, verify_consistency_record
 from dhi_offline.tlog.rekor_client import RekorClient, verify_rekor_entry
 from dhi_offline.trust.trusted_root import LogInstance, TrustedRoot
+from dhi_offline.verify.layouts import LogEntryRef, layout_named
 
 EntryKey = tuple[str, int]
 """(hex log id, log index) of a transparency-log entry."""

@@ -16,13 +16,13 @@ from dhi_offline.bundle import layout
 from dhi_offline.errors import DhiError
 from dhi_offline.evidence.cosign import BUNDLE_ANNOTATION, SIGNATURE_ANNOTATION, parse_legacy_bundle
 from dhi_offline.evidence.encoding import loads_json, require_dict
-from dhi_offline.evidence.layouts import AttestationResult, annotation
-from dhi_offline.evidence.layouts.interface import layer_with_digest
 from dhi_offline.evidence.records import MemoryBlobStore
 from dhi_offline.evidence.sigstore_bundle import BUNDLE_V03_MEDIA_TYPE, parse_bundle
 from dhi_offline.tlog.rekor_client import entry_to_bundle_tlog_entry, parse_log_entry
 from dhi_offline.trust.keyring import Keyring
 from dhi_offline.trust.trusted_root import TrustedRoot
+from dhi_offline.verify.layouts import AttestationResult, annotation
+from dhi_offline.verify.layouts.interface import layer_with_digest
 from dhi_offline.verify.sigstore import Artifact, verify_sigstore_bundle
 
 

@@ -13,7 +13,7 @@ The same function runs at export (before packing) and at import. Plan per record
    - ``cosign-att``: the DSSE envelope signed by the key;
    - ``sigstore-bundle``: the whole sigstore bundle plan (``verify/sigstore.py``);
    - ``buildkit``: unsigned, reported as such.
-   Each layout's steps are in its module of ``dhi_offline/evidence/layouts/``.
+   Each layout's steps are in its module of ``dhi_offline/verify/layouts/``.
 4. The transparency log, when the evidence carries an entry: the entry bound to this
    signature (CVE-2022-36056), its SET, and the inclusion proof and checkpoint, either
    carried or completed from Rekor at export. No entry is recorded as "absent", not an
@@ -29,14 +29,14 @@ from datetime import datetime
 
 from dhi_offline.errors import DhiError, MalformedEvidenceError, VerificationError
 from dhi_offline.evidence.intoto import Prepared
-from dhi_offline.evidence.layouts import (
+from dhi_offline.evidence.records import AttestationRecord, BlobStore
+from dhi_offline.verify.layouts import (
     AttestationResult,
     PublisherTrust,
     TlogStatus,
     layout_named,
 )
-from dhi_offline.evidence.layouts.checks import logged_key_id
-from dhi_offline.evidence.records import AttestationRecord, BlobStore
+from dhi_offline.verify.layouts.checks import logged_key_id
 
 __all__ = [
     "AttestationResult",
@@ -58,7 +58,7 @@ def verify_attestation(
 ) -> AttestationResult:
     """Verify one record (see the module docstring for the plan).
 
-    Each layout runs the plan its own way (``dhi_offline/evidence/layouts/``).
+    Each layout runs the plan its own way (``dhi_offline/verify/layouts/``).
 
     Args:
         at: the reference time (``--at`` or now), used for keys when no time is verified.

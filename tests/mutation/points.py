@@ -154,7 +154,7 @@ POINTS: tuple[Point, ...] = (
     Point(
         "oci-subject-attestation",
         "the attestation manifest's OCI subject is the platform it is presented for",
-        "dhi_offline/evidence/layouts/checks.py",
+        "dhi_offline/verify/layouts/checks.py",
         '    check_subject_field(manifest, record.subject, "attestation manifest")',
         "    pass",
         (CALL, ATT),
@@ -162,7 +162,7 @@ POINTS: tuple[Point, ...] = (
     Point(
         "oci-subject-signature",
         "the signature manifest's OCI subject is the attestation manifest",
-        "dhi_offline/evidence/layouts/dhi_scout.py",
+        "dhi_offline/verify/layouts/dhi_scout.py",
         "                checks.check_subject_field("
         'sig_manifest, record.manifest, "signature manifest")',
         "                pass",
@@ -171,7 +171,7 @@ POINTS: tuple[Point, ...] = (
     Point(
         "oci-subject-bundle",
         "a sigstore-bundle referrer's OCI subject is the platform",
-        "dhi_offline/evidence/layouts/sigstore_bundle.py",
+        "dhi_offline/verify/layouts/sigstore_bundle.py",
         '        checks.check_subject_field(manifest, record.subject, "bundle manifest")',
         "        pass",
         (CALL, ATT),
@@ -179,7 +179,7 @@ POINTS: tuple[Point, ...] = (
     Point(
         "statement-subject-bare",
         "a bare statement (DHI/Scout, BuildKit) is about the platform's digest",
-        "dhi_offline/evidence/layouts/checks.py",
+        "dhi_offline/verify/layouts/checks.py",
         "    statement.require_subject(record.subject)\n    return statement",
         "    return statement",
         (CALL, ATT, IMPORT),
@@ -187,7 +187,7 @@ POINTS: tuple[Point, ...] = (
     Point(
         "statement-subject-cosign-att",
         "a cosign .att statement is about the platform's digest",
-        "dhi_offline/evidence/layouts/cosign_att.py",
+        "dhi_offline/verify/layouts/cosign_att.py",
         "        statement = parse_statement(envelope.payload, prepared=prepared)\n"
         "        statement.require_subject(record.subject)",
         "        statement = parse_statement(envelope.payload, prepared=prepared)",
@@ -196,7 +196,7 @@ POINTS: tuple[Point, ...] = (
     Point(
         "simple-signing-names-manifest",
         "the simple-signing payload names the attestation manifest it signs",
-        "dhi_offline/evidence/layouts/dhi_scout.py",
+        "dhi_offline/verify/layouts/dhi_scout.py",
         "                require_manifest_digest(simple, record.manifest)",
         "                pass",
         (CALL, ATT),
@@ -204,7 +204,7 @@ POINTS: tuple[Point, ...] = (
     Point(
         "simple-signing-signature",
         "the simple-signing payload is signed by a pinned publisher key",
-        "dhi_offline/evidence/layouts/dhi_scout.py",
+        "dhi_offline/verify/layouts/dhi_scout.py",
         "                    k.key.verify(sig, data)",
         "                    pass",
         (ATT, IMPORT),
@@ -212,7 +212,7 @@ POINTS: tuple[Point, ...] = (
     Point(
         "cosign-att-dsse-signature",
         "a cosign .att DSSE envelope is signed by a pinned publisher key",
-        "dhi_offline/evidence/layouts/cosign_att.py",
+        "dhi_offline/verify/layouts/cosign_att.py",
         "            lambda k: verify_envelope(envelope, k.key),",
         "            lambda k: envelope.signatures[0],",
         (CALL,),
@@ -220,7 +220,7 @@ POINTS: tuple[Point, ...] = (
     Point(
         "log-entry-dhi",
         "a logged DHI signature's Rekor entry verifies (binding, SET, proof)",
-        "dhi_offline/evidence/layouts/dhi_scout.py",
+        "dhi_offline/verify/layouts/dhi_scout.py",
         "                    verified, when = verify_log_entry("
         "tlog_entry, content, trust.trusted_root)",
         "                    verified, when = VerifiedLogEntry("
@@ -230,7 +230,7 @@ POINTS: tuple[Point, ...] = (
     Point(
         "key-window",
         "the publisher key was valid at every verified signing time (or at the reference time)",
-        "dhi_offline/evidence/layouts/dhi_scout.py",
+        "dhi_offline/verify/layouts/dhi_scout.py",
         "                entry.check_signing_times(times, fallback=at)",
         "                pass",
         (ATT, IMPORT),
@@ -238,7 +238,7 @@ POINTS: tuple[Point, ...] = (
     Point(
         "completion-is-signed-entry",
         "an inclusion proof stored at export belongs to the signed entry",
-        "dhi_offline/evidence/layouts/checks.py",
+        "dhi_offline/verify/layouts/checks.py",
         "    if fetched.body != entry.body or fetched.log_id != entry.log_id:",
         "    if False:",
         (ATT, CALL),

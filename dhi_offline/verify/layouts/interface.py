@@ -23,7 +23,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 from dhi_offline.evidence.intoto import Prepared, Statement
-from dhi_offline.evidence.layouts import fetch
 from dhi_offline.evidence.records import (
     AttestationRecord,
     BlobStore,
@@ -35,6 +34,7 @@ from dhi_offline.evidence.records import Layout as LayoutName
 from dhi_offline.oci.content import Fetched
 from dhi_offline.trust.keyring import Keyring
 from dhi_offline.trust.trusted_root import TrustedRoot
+from dhi_offline.verify.layouts import fetch
 from dhi_offline.verify.tlog import VerifiedLogEntry
 
 if TYPE_CHECKING:  # a protocol: importing oci.source at run time would pull in the client
@@ -131,7 +131,7 @@ class Layout(ABC):
     """One way attestations are stored: recognised and fetched at export, verified offline.
 
     A new layout is one module with a subclass and one line in ``LAYOUTS``
-    (``dhi_offline/evidence/layouts/__init__.py``).
+    (``dhi_offline/verify/layouts/__init__.py``).
     """
 
     name: ClassVar[LayoutName]

@@ -15,18 +15,18 @@ from typing import Any
 
 from dhi_offline.errors import MalformedEvidenceError, SignatureError
 from dhi_offline.evidence.intoto import Prepared
-from dhi_offline.evidence.layouts import checks
-from dhi_offline.evidence.layouts.interface import (
+from dhi_offline.evidence.records import AttestationRecord, BlobStore
+from dhi_offline.evidence.sigstore_bundle import parse_bundle
+from dhi_offline.oci import mediatypes as mt
+from dhi_offline.trust.keyring import KeyringEntry
+from dhi_offline.verify.layouts import checks
+from dhi_offline.verify.layouts.interface import (
     AttestationResult,
     Layout,
     LogEntryRef,
     PublisherTrust,
     annotation,
 )
-from dhi_offline.evidence.records import AttestationRecord, BlobStore
-from dhi_offline.evidence.sigstore_bundle import parse_bundle
-from dhi_offline.oci import mediatypes as mt
-from dhi_offline.trust.keyring import KeyringEntry
 from dhi_offline.verify.sigstore import Artifact, VerifiedBundle, verify_sigstore_bundle
 
 BUNDLE_PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"

@@ -18,17 +18,17 @@ from dhi_offline.evidence.cosign import (
 )
 from dhi_offline.evidence.dsse import envelope_from_bytes, verify_envelope
 from dhi_offline.evidence.intoto import Prepared, parse_statement
-from dhi_offline.evidence.layouts import checks, fetch
-from dhi_offline.evidence.layouts.interface import (
+from dhi_offline.evidence.records import AttestationRecord, BlobStore
+from dhi_offline.oci import mediatypes as mt
+from dhi_offline.tlog.body import SignedContent
+from dhi_offline.verify.layouts import checks, fetch
+from dhi_offline.verify.layouts.interface import (
     AttestationResult,
     Layout,
     LogEntryRef,
     PublisherTrust,
     annotation,
 )
-from dhi_offline.evidence.records import AttestationRecord, BlobStore
-from dhi_offline.oci import mediatypes as mt
-from dhi_offline.tlog.body import SignedContent
 from dhi_offline.verify.tlog import VerifiedLogEntry, verify_log_entry
 
 

@@ -8,10 +8,10 @@ layout is one module with a :class:`Layout` subclass and one line here (and its 
 from __future__ import annotations
 
 from dhi_offline.errors import MalformedEvidenceError
-from dhi_offline.evidence.layouts.buildkit import BuildKit
-from dhi_offline.evidence.layouts.cosign_att import CosignAtt
-from dhi_offline.evidence.layouts.dhi_scout import DhiScout
-from dhi_offline.evidence.layouts.interface import (
+from dhi_offline.verify.layouts.buildkit import BuildKit
+from dhi_offline.verify.layouts.cosign_att import CosignAtt
+from dhi_offline.verify.layouts.dhi_scout import DhiScout
+from dhi_offline.verify.layouts.interface import (
     AttestationResult,
     Found,
     Layout,
@@ -20,7 +20,7 @@ from dhi_offline.evidence.layouts.interface import (
     TlogStatus,
     annotation,
 )
-from dhi_offline.evidence.layouts.sigstore_bundle import SigstoreBundle
+from dhi_offline.verify.layouts.sigstore_bundle import SigstoreBundle
 
 __all__ = [
     "LAYOUTS",

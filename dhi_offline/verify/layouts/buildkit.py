@@ -13,16 +13,16 @@ from datetime import datetime
 from typing import Any
 
 from dhi_offline.evidence.intoto import Prepared
-from dhi_offline.evidence.layouts import checks
-from dhi_offline.evidence.layouts.dhi_scout import INTOTO_PREDICATE_ANNOTATION
-from dhi_offline.evidence.layouts.interface import (
+from dhi_offline.evidence.records import AttestationRecord, BlobStore
+from dhi_offline.oci import mediatypes as mt
+from dhi_offline.verify.layouts import checks
+from dhi_offline.verify.layouts.dhi_scout import INTOTO_PREDICATE_ANNOTATION
+from dhi_offline.verify.layouts.interface import (
     AttestationResult,
     Layout,
     PublisherTrust,
     annotation,
 )
-from dhi_offline.evidence.records import AttestationRecord, BlobStore
-from dhi_offline.oci import mediatypes as mt
 
 REFERENCE_TYPE = "vnd.docker.reference.type"
 REFERENCE_DIGEST = "vnd.docker.reference.digest"

@@ -10,8 +10,8 @@ import pytest
 
 from dhi_offline.errors import MalformedEvidenceError
 from dhi_offline.evidence import records
-from dhi_offline.evidence.layouts import LAYOUTS, annotation, layout_named
 from dhi_offline.oci import mediatypes as mt
+from dhi_offline.verify.layouts import LAYOUTS, annotation, layout_named
 
 
 def test_registry_names_every_record_layout_once() -> None:
@@ -27,7 +27,7 @@ def test_unknown_layout_is_malformed_evidence() -> None:
 def test_layouts_import_no_network_code() -> None:
     # The host side verifies through these modules: they must not pull in a client.
     code = (
-        "import sys, dhi_offline.evidence.layouts\n"
+        "import sys, dhi_offline.verify.layouts\n"
         "pre = ('httpx', 'dhi_offline.net', 'dhi_offline.oci.client', 'dhi_offline.oci.source',"
         " 'dhi_offline.export', 'dhi_offline.tlog.rekor_client')\n"
         "print(','.join(sorted(m for m in sys.modules if m.startswith(pre))))\n"

@@ -23,15 +23,6 @@ from dhi_offline.evidence.cosign import (
     signature_from_annotation,
 )
 from dhi_offline.evidence.intoto import Prepared
-from dhi_offline.evidence.layouts import checks, fetch
-from dhi_offline.evidence.layouts.interface import (
-    AttestationResult,
-    Found,
-    Layout,
-    LogEntryRef,
-    PublisherTrust,
-    annotation,
-)
 from dhi_offline.evidence.records import AttestationRecord, BlobStore, SignatureRef
 from dhi_offline.evidence.simplesigning import (
     SIMPLE_SIGNING_MEDIA_TYPE,
@@ -42,6 +33,15 @@ from dhi_offline.oci import mediatypes as mt
 from dhi_offline.oci.content import Fetched
 from dhi_offline.tlog.body import SignedContent
 from dhi_offline.trust.keyring import KeyringEntry
+from dhi_offline.verify.layouts import checks, fetch
+from dhi_offline.verify.layouts.interface import (
+    AttestationResult,
+    Found,
+    Layout,
+    LogEntryRef,
+    PublisherTrust,
+    annotation,
+)
 from dhi_offline.verify.tlog import VerifiedLogEntry, verify_log_entry
 
 INTOTO_PREDICATE_ANNOTATION = "in-toto.io/predicate-type"
