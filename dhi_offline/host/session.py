@@ -328,7 +328,7 @@ def import_bundle(
             key_id, sequence = result.progress.exporter_key_id, result.progress.sequence
         else:
             outcome = result.report
-            receipt = receipt_for(result.report, allow_rollback=run.allow_rollback)
+            receipt = receipt_for(result.report)
             key_id = result.report.trust.exporter_key_id
             sequence = result.opened.manifest.sequence
             if result.report.passed:

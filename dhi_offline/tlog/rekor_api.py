@@ -312,6 +312,17 @@ def verify_rekor_entry(
     return proofs.checkpoint
 
 
+def parse_rekor_entry(raw: bytes) -> TlogEntry:
+    """A stored Rekor ``{uuid: LogEntry}`` response (exactly one entry) as the same
+    :class:`~dhi_offline.evidence.sigstore_bundle.TlogEntry` a sigstore bundle yields, so
+    one code path verifies both.
+
+    Raises:
+        MalformedEvidenceError: not the documented shape.
+    """
+    return to_tlog_entry(parse_log_entry(raw))
+
+
 def to_tlog_entry(entry: RekorEntry) -> TlogEntry:
     """The entry in the form every verifier path takes (as a sigstore bundle carries it).
 

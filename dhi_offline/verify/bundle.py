@@ -802,7 +802,7 @@ def _policy_reads(predicate_type: str) -> bool:
     )
 
 
-def receipt_for(report: VerificationReport, *, allow_rollback: bool) -> dict[str, object]:
+def receipt_for(report: VerificationReport) -> dict[str, object]:
     """The receipt the archive keeps for an import."""
     return {
         "bundleSha256": report.bundle_sha256,
@@ -816,7 +816,7 @@ def receipt_for(report: VerificationReport, *, allow_rollback: bool) -> dict[str
         "trustedRoot": report.trust.trusted_root,
         "policy": {"name": report.policy_name, "sha256": report.policy_sha256},
         "unsafe": list(report.unsafe),
-        "allowRollback": allow_rollback,
+        "allowRollback": report.trust.allow_rollback,
         "images": [
             {
                 "reference": i.reference,

@@ -12,12 +12,12 @@ from tests.report.fixtures import failing_report, passing_report, refusal_report
 
 def test_same_outcome_no_drift() -> None:
     report = passing_report()
-    assert drift(receipt_for(report, allow_rollback=False), report) == ()
+    assert drift(receipt_for(report), report) == ()
 
 
 def test_pass_to_fail_lists_new_failures_violations_and_keys() -> None:
     before = passing_report()
-    receipt = receipt_for(before, allow_rollback=False)
+    receipt = receipt_for(before)
     receipt["publisherKeys"] = [["retired", "f" * 64], *receipt["publisherKeys"]]
     after = failing_report()
     out = drift(receipt, after)
@@ -29,7 +29,7 @@ def test_pass_to_fail_lists_new_failures_violations_and_keys() -> None:
 
 def test_policy_change_and_refusal() -> None:
     report = passing_report()
-    receipt = receipt_for(report, allow_rollback=False)
+    receipt = receipt_for(report)
     changed = dataclasses.replace(report, policy_sha256="1" * 64)
     assert any(d.startswith("policy changed") for d in drift(receipt, changed))
     refused = drift(receipt, refusal_report())

@@ -23,7 +23,7 @@ from dhi_offline.evidence.encoding import loads_json, require_dict
 from dhi_offline.evidence.intoto import Prepared, Statement, parse_statement
 from dhi_offline.evidence.records import AttestationRecord, BlobStore
 from dhi_offline.evidence.sigstore_bundle import TlogEntry
-from dhi_offline.tlog.entry import parse_rekor_entry
+from dhi_offline.tlog.rekor_api import parse_rekor_entry
 from dhi_offline.trust.keyring import KeyringEntry
 from dhi_offline.trust.keys import load_pem
 from dhi_offline.verify.layouts.interface import PublisherTrust
