@@ -34,7 +34,7 @@ from dhi_offline.errors import UsageError
 from dhi_offline.host import session
 from dhi_offline.report.documents import attestation_rows
 from dhi_offline.verify.attestation import AttestationResult
-from dhi_offline.verify.bundle import VerifiedBundle
+from dhi_offline.verify.bundle import VerifiedEvidenceBundle
 from dhi_offline.verify.policy import ALIASES
 from dhi_offline.verify.result import ImageView
 
@@ -47,7 +47,7 @@ def _verified(
     at: str | None,
     workdir: Path,
     keep: Callable[[str, AttestationResult], bool] | None = None,
-) -> VerifiedBundle:
+) -> VerifiedEvidenceBundle:
     """Verify ``bundle``; keep whole the statements ``keep`` accepts."""
     run = host_run(trust, policy=None, at=at, keep_statements=False if keep is None else keep)
     result = session.verify(
@@ -62,7 +62,7 @@ def _names(image: str, reference: str, digest: str) -> bool:
     return image in (reference, digest) or reference.endswith(f"/{image}")
 
 
-def _images(verified: VerifiedBundle, image: str) -> list[ImageView]:
+def _images(verified: VerifiedEvidenceBundle, image: str) -> list[ImageView]:
     images = [i for i in verified.report.images if _names(image, i.reference, i.digest)]
     if not images:
         known = ", ".join(i.reference for i in verified.report.images)
@@ -83,7 +83,9 @@ def _check_platform(images: list[ImageView], image: str, platform: str | None) -
         )
 
 
-def _select(verified: VerifiedBundle, image: str, platform: str | None) -> list[AttestationResult]:
+def _select(
+    verified: VerifiedEvidenceBundle, image: str, platform: str | None
+) -> list[AttestationResult]:
     """Verified attestations of IMAGE (reference, or index/manifest digest) and platform."""
     images = _images(verified, image)
     _check_platform(images, image, platform)

@@ -11,7 +11,11 @@ import typer
 
 from dhi_offline.cli.inputs import load_artifact, load_bundle_file, load_key_file, load_trusted_root
 from dhi_offline.errors import UsageError, VerificationError
-from dhi_offline.verify.sigstore import KeylessPolicy, VerifiedBundle, verify_sigstore_bundle
+from dhi_offline.verify.sigstore import (
+    KeylessPolicy,
+    VerifiedSigstoreBundle,
+    verify_sigstore_bundle,
+)
 
 app = typer.Typer(help="Verify single sigstore bundles offline (sigstore-conformance protocol).")
 
@@ -120,7 +124,7 @@ def verify_bundle(
     _render(result, subject.digest, output)
 
 
-def _render(result: VerifiedBundle, digest: str, output: OutputFormat) -> None:
+def _render(result: VerifiedSigstoreBundle, digest: str, output: OutputFormat) -> None:
     if output is OutputFormat.json:
         from dhi_offline.report.documents import dumps, verify_bundle_document  # noqa: PLC0415
 

@@ -63,7 +63,7 @@ from dhi_offline.oci.client import RegistryClient
 from dhi_offline.oci.content import referrers_tag
 from dhi_offline.oci.mediatypes import Descriptor
 from dhi_offline.trust.timerange import format_rfc3339
-from dhi_offline.verify.bundle import VerifiedBundle
+from dhi_offline.verify.bundle import VerifiedEvidenceBundle
 
 Status = Literal["pushed", "present", "missing", "different", "skipped", "revoked", "conflict"]
 
@@ -661,7 +661,7 @@ def bundle_artifact_manifest(
 
 
 def _bundle(
-    p: _Pusher, verified: VerifiedBundle, bundle: Path, bundle_sha256: str, repository: str
+    p: _Pusher, verified: VerifiedEvidenceBundle, bundle: Path, bundle_sha256: str, repository: str
 ) -> None:
     """Step 5: the bundle file as an OCI artifact, tagged per exporter and sequence."""
     manifest = verified.opened.manifest
@@ -699,7 +699,7 @@ def _bundle(
 
 
 def push_verified(
-    verified: VerifiedBundle,
+    verified: VerifiedEvidenceBundle,
     *,
     bundle: Path,
     bundle_sha256: str,

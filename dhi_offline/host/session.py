@@ -27,7 +27,7 @@ from dhi_offline.trust.tuf_chain import TufResult
 from dhi_offline.verify.attestation import AttestationResult
 from dhi_offline.verify.bundle import (
     BundleTrust,
-    VerifiedBundle,
+    VerifiedEvidenceBundle,
     VerifyOptions,
     file_sha256,
     receipt_for,
@@ -83,19 +83,21 @@ class HostRun:
 class Attempt:
     """One verification attempt: the verified bundle, or the refusal at steps 1-4."""
 
-    result: VerifiedBundle | Refusal
+    result: VerifiedEvidenceBundle | Refusal
     tuf: TufResult | None = None
     """The bundle's TUF chain, verified, when its trusted root was used."""
 
     @property
     def outcome(self) -> Outcome:
         """The report every renderer takes."""
-        return self.result.report if isinstance(self.result, VerifiedBundle) else self.result
+        return (
+            self.result.report if isinstance(self.result, VerifiedEvidenceBundle) else self.result
+        )
 
     @property
-    def verified(self) -> VerifiedBundle | None:
+    def verified(self) -> VerifiedEvidenceBundle | None:
         """The verified bundle (statements, checkpoints), None for a refusal."""
-        return self.result if isinstance(self.result, VerifiedBundle) else None
+        return self.result if isinstance(self.result, VerifiedEvidenceBundle) else None
 
 
 @dataclass(frozen=True)
@@ -216,7 +218,7 @@ def make_workdir() -> Path:
         ) from e
 
 
-def require_verified(result: Attempt) -> VerifiedBundle:
+def require_verified(result: Attempt) -> VerifiedEvidenceBundle:
     """The verified bundle, or the refusal raised as the error that caused it.
 
     Raises:

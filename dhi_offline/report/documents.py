@@ -18,7 +18,7 @@ from dhi_offline.trust.keyring import KeyringEntry
 from dhi_offline.trust.store import PinnedKey
 from dhi_offline.trust.timerange import format_rfc3339
 from dhi_offline.verify.result import ImageView
-from dhi_offline.verify.sigstore import VerifiedBundle
+from dhi_offline.verify.sigstore import VerifiedSigstoreBundle
 
 
 def dumps(doc: object) -> str:
@@ -123,7 +123,7 @@ def attestation_rows(images: Iterable[ImageView], platform: str | None) -> list[
     ]
 
 
-def verify_bundle_document(result: VerifiedBundle, digest: str) -> dict[str, Any]:
+def verify_bundle_document(result: VerifiedSigstoreBundle, digest: str) -> dict[str, Any]:
     """``sigstore verify-bundle --format json`` when the bundle verified."""
     return {
         "verified": True,

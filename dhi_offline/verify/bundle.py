@@ -193,7 +193,7 @@ class VerifyOptions:
 
 
 @dataclass(frozen=True)
-class VerifiedBundle:
+class VerifiedEvidenceBundle:
     """The report plus what the archive records after an import."""
 
     report: VerificationReport
@@ -212,7 +212,7 @@ def file_sha256(path: Path) -> str:
 
 def verify_bundle_file(
     path: Path, *, trust: BundleTrust, options: VerifyOptions, workdir: Path
-) -> VerifiedBundle:
+) -> VerifiedEvidenceBundle:
     """Run the plan (module docstring) on ``path``, extracting into ``workdir``.
 
     Raises:
@@ -242,7 +242,7 @@ def _verify_bundle_file(
     workdir: Path,
     prefetch: StatementPrefetch,
     workers: int,
-) -> VerifiedBundle:
+) -> VerifiedEvidenceBundle:
     checks: list[Check] = []
     warnings: list[str] = []
     unsafe = unsafe_before_reading(trust, options)
@@ -484,7 +484,9 @@ def _verify_bundle_file(
         tool_version=__version__,
         notes=tuple(dict.fromkeys(notes)),
     )
-    return VerifiedBundle(report=report, opened=opened, checkpoints=checkpoints, results=results)
+    return VerifiedEvidenceBundle(
+        report=report, opened=opened, checkpoints=checkpoints, results=results
+    )
 
 
 def unsafe_before_reading(trust: BundleTrust, options: VerifyOptions) -> list[str]:

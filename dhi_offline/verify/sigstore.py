@@ -106,7 +106,7 @@ class KeylessPolicy:
 
 
 @dataclass(frozen=True)
-class VerifiedBundle:
+class VerifiedSigstoreBundle:
     """The outcome of a successful verification."""
 
     signer: str
@@ -131,7 +131,7 @@ def verify_sigstore_bundle(
     policy: KeylessPolicy | None = None,
     require_tlog: bool = True,
     require_time: bool = True,
-) -> VerifiedBundle:
+) -> VerifiedSigstoreBundle:
     """Verify ``bundle`` offline (see the module docstring for the plan).
 
     Args:
@@ -251,7 +251,7 @@ def verify_sigstore_bundle(
         signer = policy.identity or (identity.sans[0] if identity.sans else "")
 
     # (6): the result.
-    return VerifiedBundle(
+    return VerifiedSigstoreBundle(
         signer=signer,
         key=signing_key,
         identity=identity,

@@ -27,7 +27,7 @@ from dhi_offline.verify.layouts.interface import (
     PublisherTrust,
     annotation,
 )
-from dhi_offline.verify.sigstore import Artifact, VerifiedBundle, verify_sigstore_bundle
+from dhi_offline.verify.sigstore import Artifact, VerifiedSigstoreBundle, verify_sigstore_bundle
 
 BUNDLE_PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
 
@@ -81,7 +81,7 @@ class SigstoreBundle(Layout):
                 "only publisher-key bundles are verified here"
             )
 
-        def check(k: KeyringEntry) -> VerifiedBundle:
+        def check(k: KeyringEntry) -> VerifiedSigstoreBundle:
             return verify_sigstore_bundle(
                 bundle,
                 artifact=Artifact.from_digest(record.subject),
