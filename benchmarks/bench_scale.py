@@ -40,9 +40,9 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 if str(BENCH_DIR) not in sys.path:
-    sys.path.insert(0, str(BENCH_DIR))  # bench_export and _common, however this is run
+    sys.path.insert(0, str(BENCH_DIR))  # bench_export and _timing, however this is run
 
-from _common import cli_env, dhi_offline_cli, fmt_mb, print_machine, run_child  # noqa: E402
+from _timing import cli_env, dhi_offline_cli, fmt_mb, print_machine, run_child  # noqa: E402
 from bench_export import (  # noqa: E402
     LOG_TIME,
     SPDX,

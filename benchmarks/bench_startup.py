@@ -2,7 +2,7 @@
 """Benchmark the start-up of ``dhi-offline``: each command as a whole process.
 
 Measured, as the median (and minimum) of ``--runs`` interleaved runs, each a new process
-run with :func:`_common.run_child` (wall time from spawn to exit; its CPU time too):
+run with :func:`_timing.run_child` (wall time from spawn to exit; its CPU time too):
 
 - ``python -c pass``: the interpreter alone (the venv's), the floor;
 - ``dhi-offline --version`` and ``dhi-offline --help`` (the console script);
@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from _common import (
+from _timing import (
     CACHE_ROOT,
     VENV_BIN,
     dhi_offline_cli,

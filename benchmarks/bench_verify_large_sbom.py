@@ -43,15 +43,12 @@ from pathlib import Path
 from typing import Any
 
 import zstandard
-from _common import (
-    BENCH_POLICY_SBOM,
-    KEY_ORDERS,
-    build_sbom_bundle,
+from _publish import BENCH_POLICY_SBOM, KEY_ORDERS, build_sbom_bundle, load_keys
+from _timing import (
     cache_dir,
     cached_file,
     cli_env,
     interleaved,
-    load_keys,
     median,
     print_machine,
     print_table,
@@ -111,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--order",
         choices=(*KEY_ORDERS, "all"),
         default="all",
-        help="where the statement's predicate member sits (see _common.KEY_ORDERS)",
+        help="where the statement's predicate member sits (see _publish.KEY_ORDERS)",
     )
     args = parser.parse_args(argv)
     if shutil.which("zstd") is None or shutil.which("sha256sum") is None:

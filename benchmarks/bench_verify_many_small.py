@@ -43,21 +43,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _common import (
-    BundleBuilder,
-    Keys,
+from _publish import BundleBuilder, Keys, load_keys
+from _timing import (
     cache_dir,
     cached_file,
     cli_env,
     interleaved,
-    load_keys,
     median,
     pin_to_one_core,
     print_machine,
     print_table,
     profile,
     run_child,
-    statement_bytes,
     verify_argv,
 )
 from cryptography.hazmat.primitives import hashes
@@ -85,6 +82,7 @@ from tests.support.publisher import (
     intoto_vulns,
     openvex,
     slsa_provenance_v1,
+    statement,
 )
 
 PLATFORMS = ("linux/amd64", "linux/arm64")
@@ -117,7 +115,7 @@ def build(bundle: Path, keys: Keys, attestations: int) -> list[tuple[bytes, byte
         for ref in refs:
             iref = ImageRef(name=ref.name, digest=ref.digest, size=ref.size)
             for ptype, predicate in predicates(iref):
-                builder.add_attestation(index, ref, ptype, statement_bytes(ref, ptype, predicate))
+                builder.add_attestation(index, ref, ptype, statement(ref, ptype, predicate))
     builder.write(bundle)
     return builder.signed
 

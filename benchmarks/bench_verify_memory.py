@@ -28,13 +28,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from _common import (
-    BENCH_POLICY_SBOM,
-    build_sbom_bundle,
+from _publish import BENCH_POLICY_SBOM, build_sbom_bundle, load_keys
+from _timing import (
     cache_dir,
     cached_file,
     cli_env,
-    load_keys,
     median,
     print_machine,
     print_table,

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import (
+from _timing import (
     REPO_ROOT,
     VENV_BIN,
     dhi_offline_cli,

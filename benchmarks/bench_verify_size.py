@@ -31,16 +31,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from _common import (
-    Keys,
-    build_sbom_bundle,
-    cache_dir,
-    cached_file,
-    load_keys,
-    print_machine,
-    print_table,
-    tar_stream_size,
-)
+from _publish import Keys, build_sbom_bundle, load_keys
+from _timing import cache_dir, cached_file, print_machine, print_table, tar_stream_size
 
 from dhi_offline.bundle.reader import open_bundle
 from dhi_offline.demo import SAMPLE_NAME, build_sample_layout

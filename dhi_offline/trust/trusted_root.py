@@ -8,7 +8,7 @@ closed. A Rekor v1 log is identified by SHA-256 of its DER key; a Rekor v2 log b
 signed-note checkpoint key id, which the file gives as ``logId`` (and, in v0.2, as
 ``checkpointKeyId``).
 
-Field rules (``tests/trust/test_trusted_root_vectors.py`` holds a regression test each):
+Field rules (``tests/trust/test_trusted_root.py`` holds a regression test each):
 
 - ``publicKey.validFor`` is optional: absent, the key is valid from the beginning of time
   with no end. Present, its ``start`` is required (sigstore-conformance

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from dhi_offline.errors import TrustMaterialError
+from dhi_offline.trust.shipped import shipped_trusted_root
 from dhi_offline.trust.trusted_root import TrustedRoot
 from tests.conftest import CONFORMANCE, VECTORS
 
@@ -307,3 +308,43 @@ def test_null_lists_are_empty_and_the_spec_media_types_only() -> None:
     doc["mediaType"] = "application/vnd.dev.sigstore.trustedroot+json;version=0.2"  # not in spec
     with pytest.raises(TrustMaterialError, match="media type"):
         _parse(doc)
+
+
+# -- moved from test_trust_material.py ------------------------------------------------
+
+
+def test_trusted_root_media_types_and_client_trust_config() -> None:
+    doc = json.loads(shipped_trusted_root("production").raw)
+    for mt in (
+        "application/vnd.dev.sigstore.trustedroot.v0.1+json",
+        "application/vnd.dev.sigstore.trustedroot.v0.2+json",
+    ):
+        doc["mediaType"] = mt
+        assert TrustedRoot.from_bytes(json.dumps(doc).encode()).media_type == mt
+    wrapped = {
+        "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+        "trustedRoot": doc,
+    }
+    assert TrustedRoot.from_bytes(json.dumps(wrapped).encode()).tlogs
+    doc["mediaType"] = "application/vnd.dev.sigstore.trustedroot+json;version=9"
+    with pytest.raises(TrustMaterialError, match="media type"):
+        TrustedRoot.from_bytes(json.dumps(doc).encode())
+    with pytest.raises(TrustMaterialError):
+        TrustedRoot.from_bytes(b"{")
+
+
+def test_trusted_root_certificate_with_a_duplicated_extension_is_refused() -> None:
+    # The certificate of the regression vector in tests/evidence/test_regressions.py
+    # (DuplicateExtension, which is no ValueError), here as trust material.
+    import base64
+
+    from tests.conftest import CONFORMANCE
+
+    data = (CONFORMANCE / "happy-path-v0.3" / "bundle.sigstore.json").read_bytes()
+    mutated = json.loads(data[:448] + b"I" + data[449:])
+    raw = mutated["verificationMaterial"]["certificate"]["rawBytes"]
+    assert base64.b64decode(raw)
+    doc = json.loads(shipped_trusted_root("production").raw)
+    doc["certificateAuthorities"][0]["certChain"]["certificates"][0]["rawBytes"] = raw
+    with pytest.raises(TrustMaterialError, match="not a DER certificate"):
+        TrustedRoot.from_bytes(json.dumps(doc).encode())

@@ -1,18 +1,16 @@
-"""Shared helpers of the ``bench_verify_*`` benchmarks: inputs, timing, the machine.
+"""Inputs of the ``bench_verify_*`` benchmarks: keys, DHI-layout bundles, large SBOMs.
 
 Bundles are written directly with :func:`dhi_offline.bundle.writer.write_bundle` and
 :mod:`dhi_offline.evidence.records`, holding Docker Hardened Images-layout attestations
 (``dhi-scout``: an attestation manifest whose layer is the bare in-toto statement, and a
 cosign signature manifest, referrer of it, whose simple-signing payload names the
-attestation manifest and is signed by the publisher key). The OCI objects are built as
-``tests/support/publisher.py`` builds them, independently of the code under test.
+attestation manifest and is signed by the publisher key). The statement, the
+simple-signing payload and the signature config come from ``tests/support/publisher.py``;
+the builder only adds what the publisher cannot: statements given as files, and the
+bundle around them.
 
 Large statements are generated straight to files and given to the writer as ``Path``
 sources, so no benchmark ever holds a whole large bundle (or its members) in memory.
-
-Generated inputs are cached under ``$DHI_BENCH_CACHE`` (default
-``/tmp/dhi-offline-bench-cache``), keyed by what they depend on; ``--fresh`` on every
-benchmark ignores the cache. The cache holds throw-away keys generated for it.
 """
 
 from __future__ import annotations
@@ -20,67 +18,57 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import platform as host_platform
 import random
-import re
 import shutil
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    # tests.support, when run as a script. Last, so that dhi_offline still comes from
-    # PYTHONPATH (a scratch copy with a fix to measure) or the installed package.
-    sys.path.append(str(REPO_ROOT))
+import _timing  # noqa: F401 (puts the repository on sys.path for tests.support)
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
-import cryptography  # noqa: E402
-import zstandard  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-
-import dhi_offline  # noqa: E402
-from dhi_offline import __version__  # noqa: E402
-from dhi_offline.bundle import layout  # noqa: E402
-from dhi_offline.bundle.manifest import ImageEntry, PlatformImage  # noqa: E402
-from dhi_offline.bundle.signing import generate_keypair, load_private_key  # noqa: E402
-from dhi_offline.bundle.writer import MemberSource, WrittenBundle, write_bundle  # noqa: E402
-from dhi_offline.evidence.records import (  # noqa: E402
+from dhi_offline import __version__
+from dhi_offline.bundle import layout
+from dhi_offline.bundle.manifest import ImageEntry, PlatformImage
+from dhi_offline.bundle.signing import generate_keypair, load_private_key
+from dhi_offline.bundle.writer import MemberSource, WrittenBundle, write_bundle
+from dhi_offline.evidence.records import (
     AttestationRecord,
     EvidenceIndex,
     SignatureRef,
     record_id,
 )
-from dhi_offline.trust.keyring import Keyring, KeyringEntry  # noqa: E402
-from dhi_offline.trust.keys import PublicKey, load_pem  # noqa: E402
-
-CACHE_ROOT = Path(os.environ.get("DHI_BENCH_CACHE", "/tmp/dhi-offline-bench-cache"))  # noqa: S108
-GENERATOR_VERSION = "1"
-"""Bump when what the generators write changes (invalidates the cache)."""
-VENV_BIN = REPO_ROOT / ".venv" / "bin"
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
-EMPTY_BLOB = b"{}"
-IN_TOTO_MEDIA_TYPE = "application/vnd.in-toto+json"
-COSIGN_SIG_ARTIFACT_TYPE = "application/vnd.dev.cosign.artifact.sig.v1+json"
-SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
-ANN_PREDICATE_TYPE_LAYER = "in-toto.io/predicate-type"
-ANN_COSIGN_SIGNATURE = "dev.cosignproject.cosign/signature"
-ANN_CREATED = "org.opencontainers.image.created"
-STATEMENT_V1 = "https://in-toto.io/Statement/v1"
-CYCLONEDX = "https://cyclonedx.org/bom/v1.6"
+from dhi_offline.oci.mediatypes import (
+    ANNOTATION_CREATED,
+    COSIGN_ARTIFACT_SIG,
+    COSIGN_SIMPLESIGNING,
+    EMPTY_DIGEST,
+    EMPTY_JSON,
+    IN_TOTO,
+    OCI_CONFIG,
+    OCI_EMPTY,
+    OCI_INDEX,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    sha256_digest,
+)
+from dhi_offline.trust.keyring import Keyring, KeyringEntry
+from dhi_offline.trust.keys import PublicKey, load_pem
+from tests.support.publisher import (
+    ANN_COSIGN_SIGNATURE,
+    ANN_PREDICATE_TYPE_LAYER,
+    CYCLONEDX,
+    STATEMENT_V1,
+    ImageRef,
+    TestPublisher,
+    _compact,
+    _sig_config,
+    simple_signing_payload,
+)
 
 BENCH_POLICY_SBOM = """\
 name = "bench-sbom"
@@ -90,130 +78,7 @@ required = ["sbom"]
 """A policy the large-SBOM bundles pass (they carry SBOMs only)."""
 
 
-# ----------------------------------------------------------------- small helpers
-
-
-def compact(obj: Any) -> bytes:
-    """JSON as Go's encoding/json writes it: no whitespace, fields in the given order."""
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
-def fmt_s(seconds: float) -> str:
-    return f"{seconds:.3f} s" if seconds < 10 else f"{seconds:.1f} s"
-
-
-def fmt_mb(n: float) -> str:
-    return f"{n / 1e6:.1f} MB"
-
-
-def repeat(fn: Callable[[], object], runs: int) -> list[float]:
-    """Wall seconds of ``runs`` calls of ``fn``."""
-    out: list[float] = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - started)
-    return out
-
-
-def interleaved(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
-    """Wall seconds of each function, run in turn ``runs`` times (A B A B ...), so slow
-    phases of a noisy machine hit every contender alike."""
-    out: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(runs):
-        for name, fn in fns.items():
-            started = time.perf_counter()
-            fn()
-            out[name].append(time.perf_counter() - started)
-    return out
-
-
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """A plain aligned table."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    for n, r in enumerate(cells):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-
-
-# ----------------------------------------------------------------- the machine
-
-
-def machine() -> dict[str, str]:
-    """nproc, memory, Python, CPU model, and the versions that matter here."""
-    memory = ""
-    if shutil.which("free"):
-        done = subprocess.run(["free", "-h"], capture_output=True, text=True, check=False)
-        for line in done.stdout.splitlines():
-            if line.startswith("Mem:"):
-                memory = line.split()[1]
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    libzstd = ".".join(map(str, zstandard.ZSTD_VERSION))
-    zstd_cli = ""
-    if shutil.which("zstd"):
-        done = subprocess.run(["zstd", "--version"], capture_output=True, text=True, check=False)
-        found = re.search(r"v\d+\.\d+\.\d+", done.stdout)
-        zstd_cli = f"zstd CLI {found.group(0)}" if found else done.stdout.strip()
-    return {
-        "nproc": str(os.cpu_count()),
-        "affinity": str(len(os.sched_getaffinity(0))),
-        "memory": memory,
-        "cpu": cpu,
-        "python": host_platform.python_version(),
-        "system": f"{host_platform.system()} {host_platform.release()} {host_platform.machine()}",
-        "dhi_offline": __version__,
-        "cryptography": cryptography.__version__,
-        "zstandard": f"{zstandard.__version__} (libzstd {libzstd})",
-        "zstd_cli": zstd_cli,
-    }
-
-
-def print_machine() -> dict[str, str]:
-    m = machine()
-    print(
-        f"machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory']} memory, Python {m['python']}, "
-        f"{m['system']}"
-    )
-    print(
-        f"versions: dhi-offline {m['dhi_offline']} ({Path(dhi_offline.__file__).parent}), "
-        f"cryptography {m['cryptography']}, "
-        f"zstandard {m['zstandard']}" + (f", {m['zstd_cli']}" if m["zstd_cli"] else "")
-    )
-    return m
-
-
-def pin_to_one_core() -> int | None:
-    """Pin this process (and its children) to one CPU; returns it, or None if not allowed."""
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpus[-1]})
-        return cpus[-1]
-    except (AttributeError, OSError):
-        return None
-
-
-# ----------------------------------------------------------------- keys and cache
+# ----------------------------------------------------------------- keys
 
 
 @dataclass(frozen=True)
@@ -238,9 +103,13 @@ class Keys:
     def publisher_public(self) -> PublicKey:
         return load_pem(self.publisher_pub.read_bytes())
 
+    @cached_property
+    def signer(self) -> TestPublisher:
+        return TestPublisher(self.publisher)
+
     def sign(self, data: bytes) -> bytes:
         """The publisher's ASN.1/DER ECDSA P-256 signature over SHA-256 of ``data``."""
-        return self.publisher.sign(data, ec.ECDSA(hashes.SHA256()))
+        return self.signer.sign(data)
 
 
 def load_keys(directory: Path) -> Keys:
@@ -272,49 +141,15 @@ def load_keys(directory: Path) -> Keys:
     return Keys(directory=directory, exporter=exporter, publisher=publisher)
 
 
-def cache_dir(name: str, *, fresh: bool = False) -> Path:
-    """``CACHE_ROOT/<name>-g<GENERATOR_VERSION>-v<dhi-offline version>``, emptied when fresh."""
-    path = CACHE_ROOT / f"{name}-g{GENERATOR_VERSION}-v{__version__}"
-    if fresh and path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def cached_file(path: Path, build: Callable[[Path], object]) -> Path:
-    """``path`` if it exists, else ``build(tmp)`` then an atomic rename to ``path``."""
-    if path.exists():
-        return path
-    tmp = path.with_name(f".{path.name}.building")
-    if tmp.exists():
-        if tmp.is_dir():
-            shutil.rmtree(tmp)
-        else:
-            tmp.unlink()
-    build(tmp)
-    tmp.replace(path)
-    return path
-
-
 # ----------------------------------------------------------------- bundles
 
 
 @dataclass(frozen=True)
-class PlatformRef:
-    """A platform manifest attestations are about."""
+class PlatformRef(ImageRef):
+    """A platform manifest attestations are about (``name`` is the simple-signing
+    docker-reference, as for the publisher's statements)."""
 
-    name: str
-    """Repository, e.g. ``dhi.io/python`` (the simple-signing docker-reference)."""
-    platform: str
-    digest: str
-    size: int
-
-    @property
-    def hex(self) -> str:
-        return self.digest.split(":", 1)[1]
-
-    def descriptor(self) -> dict[str, Any]:
-        return {"mediaType": OCI_MANIFEST, "size": self.size, "digest": self.digest}
+    platform: str = field(default="linux/amd64", kw_only=True)
 
 
 @dataclass
@@ -343,7 +178,7 @@ class BundleBuilder:
         for plat in platforms:
             os_name, arch = plat.split("/")[:2]
             layer = hashlib.sha256(f"layer:{name}:{plat}:{seed}".encode()).digest() * 4
-            config = compact(
+            config = _compact(
                 {
                     "architecture": arch,
                     "os": os_name,
@@ -351,7 +186,7 @@ class BundleBuilder:
                     "rootfs": {"type": "layers", "diff_ids": [sha256_digest(layer)]},
                 }
             )
-            manifest = compact(
+            manifest = _compact(
                 {
                     "schemaVersion": 2,
                     "mediaType": OCI_MANIFEST,
@@ -361,7 +196,11 @@ class BundleBuilder:
                         "digest": sha256_digest(config),
                     },
                     "layers": [
-                        {"mediaType": OCI_LAYER, "size": len(layer), "digest": sha256_digest(layer)}
+                        {
+                            "mediaType": OCI_LAYER_GZIP,
+                            "size": len(layer),
+                            "digest": sha256_digest(layer),
+                        }
                     ],
                 }
             )
@@ -374,8 +213,8 @@ class BundleBuilder:
                     "platform": {"architecture": arch, "os": os_name},
                 }
             )
-            refs.append(PlatformRef(name, plat, digest, len(manifest)))
-        index = compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+            refs.append(PlatformRef(name, digest, len(manifest), platform=plat))
+        index = _compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
         index_digest = self._blob(index)
         self.images.append(
             ImageEntry(
@@ -406,72 +245,50 @@ class BundleBuilder:
             layer_digest, layer_size = statement_digest, statement_size
             self.members[layout.blob_path(layer_digest)] = statement
         self.member_bytes += layer_size
-        empty = {
-            "mediaType": EMPTY_MEDIA_TYPE,
-            "size": len(EMPTY_BLOB),
-            "digest": sha256_digest(EMPTY_BLOB),
-        }
-        att = compact(
+        empty = {"mediaType": OCI_EMPTY, "size": len(EMPTY_JSON), "digest": EMPTY_DIGEST}
+        att = _compact(
             {
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
-                "artifactType": IN_TOTO_MEDIA_TYPE,
+                "artifactType": IN_TOTO,
                 "config": empty,
                 "layers": [
                     {
-                        "mediaType": IN_TOTO_MEDIA_TYPE,
+                        "mediaType": IN_TOTO,
                         "size": layer_size,
                         "digest": layer_digest,
                         "annotations": {ANN_PREDICATE_TYPE_LAYER: predicate_type},
                     }
                 ],
                 "subject": ref.descriptor(),
-                "annotations": {ANN_CREATED: "2026-01-01T00:00:00Z"},
+                "annotations": {ANNOTATION_CREATED: "2026-01-01T00:00:00Z"},
             }
         )
         att_digest = self._blob(att)
-        payload = compact(
-            {
-                "critical": {
-                    "identity": {"docker-reference": ref.name},
-                    "image": {"docker-manifest-digest": att_digest},
-                    "type": "cosign container image signature",
-                },
-                "optional": None,
-            }
-        )
+        payload = simple_signing_payload(ref.name, att_digest)
         signature = self.keys.sign(payload)
         self.signed.append((payload, signature))
         payload_digest = self._blob(payload)
-        sig_config = compact(
-            {
-                "architecture": "",
-                "created": "0001-01-01T00:00:00Z",
-                "history": [{"created": "0001-01-01T00:00:00Z"}],
-                "os": "",
-                "rootfs": {"type": "layers", "diff_ids": [payload_digest]},
-                "config": {},
-            }
-        )
-        sig_manifest = compact(
+        sig_config = _sig_config([payload_digest])
+        sig_manifest = _compact(
             {
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
                 "config": {
-                    "mediaType": COSIGN_SIG_ARTIFACT_TYPE,
+                    "mediaType": COSIGN_ARTIFACT_SIG,
                     "size": len(sig_config),
                     "digest": sha256_digest(sig_config),
                 },
                 "layers": [
                     {
-                        "mediaType": SIMPLE_SIGNING_MEDIA_TYPE,
+                        "mediaType": COSIGN_SIMPLESIGNING,
                         "size": len(payload),
                         "digest": payload_digest,
-                        "annotations": {ANN_COSIGN_SIGNATURE: b64(signature)},
+                        "annotations": {ANN_COSIGN_SIGNATURE: base64.b64encode(signature).decode()},
                     }
                 ],
                 "subject": {"mediaType": OCI_MANIFEST, "size": len(att), "digest": att_digest},
-                "artifactType": COSIGN_SIG_ARTIFACT_TYPE,
+                "artifactType": COSIGN_ARTIFACT_SIG,
             }
         )
         sig_digest = self._blob(sig_manifest)
@@ -511,18 +328,6 @@ class BundleBuilder:
 
     def publisher_keyring(self) -> Keyring:
         return Keyring("bench", (KeyringEntry("bench-publisher", self.keys.publisher_public()),))
-
-
-def statement_bytes(ref: PlatformRef, predicate_type: str, predicate: Any) -> bytes:
-    """An in-toto Statement v1 about ``ref``."""
-    return compact(
-        {
-            "_type": STATEMENT_V1,
-            "subject": [{"name": ref.name, "digest": {"sha256": ref.hex}}],
-            "predicateType": predicate_type,
-            "predicate": predicate,
-        }
-    )
 
 
 # ----------------------------------------------------------------- large SBOMs
@@ -596,19 +401,19 @@ def write_sbom_statement(
         "predicateType": CYCLONEDX,
     }
     if order == "last":
-        before, after = compact(members)[:-1] + b",", b"}"
+        before, after = _compact(members)[:-1] + b",", b"}"
     elif order == "sorted":
         rest = {k: members[k] for k in ("predicateType", "subject")}
-        before = compact({"_type": STATEMENT_V1})[:-1] + b","
-        after = b"," + compact(rest)[1:]
+        before = _compact({"_type": STATEMENT_V1})[:-1] + b","
+        after = b"," + _compact(rest)[1:]
     elif order == "first":
-        before, after = b"{", b"," + compact(members)[1:]
+        before, after = b"{", b"," + _compact(members)[1:]
     else:
         raise ValueError(f"unknown key order {order!r}")
     head = (
         before
         + b'"predicate":'
-        + compact(
+        + _compact(
             {
                 "bomFormat": "CycloneDX",
                 "specVersion": "1.6",
@@ -673,101 +478,3 @@ def build_sbom_bundle(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return written, builder
-
-
-# ----------------------------------------------------------------- running the CLI
-
-
-def cli_env(work: Path) -> dict[str, str]:
-    """An environment with an empty trust store, archive and state of its own."""
-    env = dict(os.environ)
-    env["DHI_OFFLINE_CONFIG_DIR"] = str(work / "cli-config")
-    env["DHI_OFFLINE_DATA_DIR"] = str(work / "cli-data")
-    env["DHI_OFFLINE_STATE_DIR"] = str(work / "cli-state")
-    env.pop("SOURCE_DATE_EPOCH", None)
-    return env
-
-
-def dhi_offline_cli() -> list[str]:
-    exe = VENV_BIN / "dhi-offline"
-    if exe.exists():
-        return [str(exe)]
-    return [sys.executable, "-m", "dhi_offline"]
-
-
-@dataclass(frozen=True)
-class ChildRun:
-    seconds: float
-    returncode: int
-    max_rss: int
-    """Peak resident set size of the child, bytes (``wait4`` rusage of that one child)."""
-    user: float
-    system: float
-    stdout: bytes
-    stderr: bytes
-
-
-def run_child(argv: Sequence[str], *, env: dict[str, str] | None = None) -> ChildRun:
-    """Run ``argv`` and measure it alone: wall time and that child's own rusage."""
-
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return ChildRun(
-            seconds=seconds,
-            returncode=proc.returncode,
-            max_rss=usage.ru_maxrss * 1024,
-            user=usage.ru_utime,
-            system=usage.ru_stime,
-            stdout=out.read(),
-            stderr=err.read(),
-        )
-
-
-def verify_argv(bundle: Path, keys: Keys, work: Path, *, policy: Path | None) -> list[str]:
-    """``dhi-offline verify`` of ``bundle`` trusting the bench keys, JSON report."""
-    argv = [
-        *dhi_offline_cli(),
-        "verify",
-        str(bundle),
-        "--trust-exporter",
-        str(keys.exporter_pub),
-        "--trust-publisher",
-        str(keys.publisher_pub),
-        "--format",
-        "json",
-    ]
-    if policy is not None:
-        argv += ["--policy", str(policy)]
-    return argv
-
-
-def tar_stream_size(bundle: Path) -> int:
-    """The content size a bundle's zstd frame header declares (the tar stream's length)."""
-    with bundle.open("rb") as fh:
-        return int(zstandard.get_frame_parameters(fh.read(18)).content_size)
-
-
-def chunks_of(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
-    with path.open("rb") as fh:
-        while chunk := fh.read(size):
-            yield chunk
-
-
-def profile(fn: Any) -> None:
-    """Run ``fn`` under pyinstrument and print the profile (``--profile``)."""
-    try:
-        from pyinstrument import Profiler  # noqa: PLC0415 (optional: only for --profile)
-    except ImportError:
-        print("--profile: pyinstrument is not installed (.venv/bin/pip install pyinstrument)")
-        return
-    profiler = Profiler(interval=0.001)
-    profiler.start()
-    fn()
-    profiler.stop()
-    print(profiler.output_text(unicode=False, color=False, show_all=False))
