@@ -100,3 +100,35 @@ def test_signer_certificate_binds(material: bytes) -> None:
 def test_other_material_does_not_bind(material: bytes) -> None:
     with pytest.raises(LogEntryBindingError, match="different key or certificate"):
         _verify(material)
+
+
+def _ending_in_whitespace(encode: Any) -> tuple[Any, bytes]:
+    """A certificate (or key) whose DER ends with a byte ``bytes.strip`` would remove."""
+    for _ in range(2000):
+        cert = _cert("signer")
+        der = encode(cert)
+        if der[-1:].isspace():
+            return cert, der
+    raise AssertionError("no DER ending in a whitespace byte in 2000 tries")
+
+
+def test_der_ending_in_a_whitespace_byte_still_binds() -> None:
+    # Regression: the material was .strip()ped before DER parsing, so a certificate or key
+    # whose last DER byte is 0x09-0x0d or 0x20 (about 1 in 40) failed to bind.
+    cert, der = _ending_in_whitespace(lambda c: c.public_bytes(Encoding.DER))
+    content = SignedContent(
+        signature=SIG,
+        key=from_crypto(cert.public_key()),
+        certificate=cert,
+        artifact_digest=ARTIFACT,
+    )
+    verify_entry_body(
+        kind="hashedrekord", version="0.0.1", body=_hashedrekord(der), content=content
+    )
+    key_cert, key_der = _ending_in_whitespace(lambda c: from_crypto(c.public_key()).der)
+    keyed = SignedContent(
+        signature=SIG, key=from_crypto(key_cert.public_key()), artifact_digest=ARTIFACT
+    )
+    verify_entry_body(
+        kind="hashedrekord", version="0.0.1", body=_hashedrekord(key_der), content=keyed
+    )
