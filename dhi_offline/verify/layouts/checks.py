@@ -18,7 +18,7 @@ from dhi_offline.errors import (
     SubjectMismatchError,
     TransparencyLogError,
 )
-from dhi_offline.evidence.cosign import parse_legacy_bundle
+from dhi_offline.evidence.cosign import BUNDLE_ANNOTATION, parse_legacy_bundle
 from dhi_offline.evidence.encoding import loads_json, require_dict
 from dhi_offline.evidence.intoto import Prepared, Statement, parse_statement
 from dhi_offline.evidence.records import AttestationRecord, BlobStore
@@ -26,7 +26,8 @@ from dhi_offline.evidence.sigstore_bundle import TlogEntry
 from dhi_offline.tlog.rekor_api import parse_rekor_entry
 from dhi_offline.trust.keyring import KeyringEntry
 from dhi_offline.trust.keys import load_pem
-from dhi_offline.verify.layouts.interface import PublisherTrust
+from dhi_offline.verify.layouts import fetch
+from dhi_offline.verify.layouts.interface import LogEntryRef, PublisherTrust, annotation
 
 T = TypeVar("T")
 
@@ -171,3 +172,16 @@ def try_keys(
         else "the signing key is not named by the evidence (no transparency-log entry)"
     )
     raise SignatureError(f"not signed by any pinned publisher key: {who}; pinned: {names}")
+
+
+def legacy_log_entries(
+    blobs: BlobStore, manifest: str, layer_digest: str, what: str
+) -> list[LogEntryRef]:
+    """The Rekor entry cosign logged for one layer of ``manifest`` (its bundle annotation)."""
+    out: list[LogEntryRef] = []
+    for layer in fetch.layers(manifest_json(blobs, manifest, what)):
+        logged = annotation(layer, BUNDLE_ANNOTATION)
+        if layer.get("digest") == layer_digest and logged is not None:
+            legacy = parse_legacy_bundle(logged)
+            out.append(LogEntryRef(legacy.log_id, legacy.log_index, legacy.body))
+    return out

@@ -14,14 +14,13 @@ from typing import Any
 from dhi_offline.evidence.cosign import (
     BUNDLE_ANNOTATION,
     PREDICATE_TYPE_ANNOTATION,
-    parse_legacy_bundle,
 )
 from dhi_offline.evidence.dsse import envelope_from_bytes, verify_envelope
 from dhi_offline.evidence.intoto import Prepared, parse_statement
 from dhi_offline.evidence.records import AttestationRecord, BlobStore
 from dhi_offline.oci import mediatypes as mt
 from dhi_offline.tlog.body import SignedContent
-from dhi_offline.verify.layouts import checks, fetch
+from dhi_offline.verify.layouts import checks
 from dhi_offline.verify.layouts.interface import (
     AttestationResult,
     Layout,
@@ -47,14 +46,9 @@ class CosignAtt(Layout):
 
     def log_entries(self, record: AttestationRecord, blobs: BlobStore) -> list[LogEntryRef]:
         """The entry in the attestation layer's bundle annotation."""
-        out: list[LogEntryRef] = []
-        doc = checks.manifest_json(blobs, record.manifest, "attestation manifest")
-        for layer in fetch.layers(doc):
-            logged = annotation(layer, BUNDLE_ANNOTATION)
-            if layer.get("digest") == record.layer and logged is not None:
-                legacy = parse_legacy_bundle(logged)
-                out.append(LogEntryRef(legacy.log_id, legacy.log_index, legacy.body))
-        return out
+        return checks.legacy_log_entries(
+            blobs, record.manifest, record.layer, "attestation manifest"
+        )
 
     def verify(
         self,

@@ -19,7 +19,6 @@ from dhi_offline.errors import MalformedEvidenceError, SignatureError, Verificat
 from dhi_offline.evidence.cosign import (
     BUNDLE_ANNOTATION,
     SIGNATURE_ANNOTATION,
-    parse_legacy_bundle,
     signature_from_annotation,
 )
 from dhi_offline.evidence.intoto import Prepared
@@ -89,15 +88,13 @@ class DhiScout(Layout):
 
     def log_entries(self, record: AttestationRecord, blobs: BlobStore) -> list[LogEntryRef]:
         """The entry of every logged signature (its bundle annotation)."""
-        out: list[LogEntryRef] = []
-        for sig in record.signatures:
-            doc = checks.manifest_json(blobs, sig.manifest, "signature manifest")
-            for layer in fetch.layers(doc):
-                logged = annotation(layer, BUNDLE_ANNOTATION)
-                if layer.get("digest") == sig.layer and logged is not None:
-                    legacy = parse_legacy_bundle(logged)
-                    out.append(LogEntryRef(legacy.log_id, legacy.log_index, legacy.body))
-        return out
+        return [
+            entry
+            for sig in record.signatures
+            for entry in checks.legacy_log_entries(
+                blobs, sig.manifest, sig.layer, "signature manifest"
+            )
+        ]
 
     def verify(
         self,
