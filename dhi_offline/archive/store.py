@@ -36,9 +36,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dhi_offline.encoding import format_rfc3339
 from dhi_offline.errors import ArchiveIntegrityError, InputError, UsageError
 from dhi_offline.tlog.checkpoint import parse_checkpoint
-from dhi_offline.trust.timerange import format_rfc3339
 
 __all__ = ["Archive", "ArchiveCheck", "ArchiveIntegrityError", "History", "LogLine", "parse_head"]
 

@@ -23,8 +23,8 @@ from typing import Any
 import rfc8785
 
 from dhi_offline.bundle import layout
+from dhi_offline.encoding import loads_json
 from dhi_offline.errors import BundleFormatError, MalformedEvidenceError
-from dhi_offline.evidence.encoding import loads_json
 
 MAX_JSON_INT = 2**53 - 1
 """Largest integer RFC 8785 (I-JSON) represents exactly; every count and size is below."""

@@ -26,12 +26,12 @@ from dhi_offline.cli.options import (
 from dhi_offline.cli.output import HtmlTarget
 from dhi_offline.cli.state import default_data_dir
 from dhi_offline.cli.verify import host_run
+from dhi_offline.encoding import format_rfc3339
 from dhi_offline.errors import ArchiveIntegrityError
 from dhi_offline.host import session
 from dhi_offline.report._common import headline
 from dhi_offline.report.archive_html import ArchivePage, render_archive_html
 from dhi_offline.report.documents import archive_verify_document, dumps
-from dhi_offline.trust.timerange import format_rfc3339
 
 app = typer.Typer(help="Imported bundles, receipts and the hash-chained log.", no_args_is_help=True)
 H_ARCHIVE = "Evidence archive directory (default: the user data directory)."

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from dhi_offline.bundle import layout
 from dhi_offline.deliver import names
+from dhi_offline.encoding import loads_json, require_dict
 from dhi_offline.errors import InputError, MalformedEvidenceError
-from dhi_offline.evidence.encoding import loads_json, require_dict
 from dhi_offline.oci.client import RegistryClient
 from dhi_offline.oci.mediatypes import Descriptor
 from dhi_offline.oci.reference import Reference

@@ -54,15 +54,14 @@ from dhi_offline.deliver.site import (
     vsa_statement,
 )
 from dhi_offline.deliver.verdict import Destination, ImageTarget, verdicts
+from dhi_offline.encoding import format_rfc3339, loads_json, require_dict
 from dhi_offline.errors import DhiError
 from dhi_offline.evidence.cosign import signature_from_annotation
-from dhi_offline.evidence.encoding import loads_json, require_dict
 from dhi_offline.evidence.records import DirectoryBlobStore, EvidenceIndex
 from dhi_offline.oci import mediatypes as mt
 from dhi_offline.oci.client import RegistryClient
 from dhi_offline.oci.content import referrers_tag
 from dhi_offline.oci.mediatypes import Descriptor
-from dhi_offline.trust.timerange import format_rfc3339
 from dhi_offline.verify.bundle import VerifiedEvidenceBundle
 
 Status = Literal["pushed", "present", "missing", "different", "skipped", "revoked", "conflict"]

@@ -25,6 +25,7 @@ from typing import Any
 from dhi_offline import __version__
 from dhi_offline.bundle.signing import ExporterPrivateKey, public_key_of, sign_bytes
 from dhi_offline.deliver import names
+from dhi_offline.encoding import format_rfc3339, loads_json, require_dict
 from dhi_offline.errors import DhiError
 from dhi_offline.evidence.dsse import (
     DsseSignature,
@@ -33,11 +34,9 @@ from dhi_offline.evidence.dsse import (
     pae,
     verify_envelope,
 )
-from dhi_offline.evidence.encoding import loads_json, require_dict
 from dhi_offline.evidence.simplesigning import COSIGN_SIGNATURE_TYPE
 from dhi_offline.oci import mediatypes as mt
 from dhi_offline.trust.keys import PublicKey
-from dhi_offline.trust.timerange import format_rfc3339
 
 
 def compact(obj: object) -> bytes:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-from dhi_offline.errors import MalformedEvidenceError
-from dhi_offline.evidence.encoding import (
+from dhi_offline.encoding import (
     b64decode,
     loads_json,
     require_dict,
     require_int,
     require_str,
 )
+from dhi_offline.errors import MalformedEvidenceError
 
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"

@@ -10,8 +10,8 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+from dhi_offline.encoding import b64decode, loads_json, require_dict, require_str
 from dhi_offline.errors import KeyMismatchError, MalformedEvidenceError, SignatureError
-from dhi_offline.evidence.encoding import b64decode, loads_json, require_dict, require_str
 from dhi_offline.steps import Step
 from dhi_offline.trust.keys import PublicKey
 

@@ -20,8 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from dhi_offline.errors import MalformedEvidenceError, SubjectMismatchError
-from dhi_offline.evidence.encoding import (
+from dhi_offline.encoding import (
     MAX_JSON_DEPTH,
     loads_json,
     require_dict,
@@ -29,6 +28,7 @@ from dhi_offline.evidence.encoding import (
     strict_decoder,
     within_depth,
 )
+from dhi_offline.errors import MalformedEvidenceError, SubjectMismatchError
 
 STATEMENT_TYPES = frozenset(
     {"https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1"}

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from dhi_offline.encoding import loads_json, require_dict, require_int, require_str
 from dhi_offline.errors import MalformedEvidenceError
-from dhi_offline.evidence.encoding import loads_json, require_dict, require_int, require_str
 
 Layout = Literal["dhi-scout", "cosign-att", "sigstore-bundle", "buildkit"]
 LAYOUTS: frozenset[str] = frozenset({"dhi-scout", "cosign-att", "sigstore-bundle", "buildkit"})

@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 
-from dhi_offline.errors import MalformedEvidenceError
-from dhi_offline.evidence.dsse import Envelope, envelope_from_json
-from dhi_offline.evidence.encoding import (
+from dhi_offline.encoding import (
     b64decode,
     loads_json,
     require_dict,
     require_int,
     require_str,
 )
+from dhi_offline.errors import MalformedEvidenceError
+from dhi_offline.evidence.dsse import Envelope, envelope_from_json
 
 BUNDLE_MEDIA_TYPES: dict[str, tuple[int, int]] = {
     "application/vnd.dev.sigstore.bundle+json;version=0.1": (0, 1),
@@ -200,7 +200,7 @@ def parse_bundle(data: bytes) -> SigstoreBundle:
 
 
 def _b64(value: object, what: str) -> bytes:
-    """:func:`~dhi_offline.evidence.encoding.b64decode`, faster for strict base64 text.
+    """:func:`~dhi_offline.encoding.b64decode`, faster for strict base64 text.
 
     Text that strict decoding accepts has no whitespace to drop, so the result is the one
     ``b64decode`` gives; anything else goes through ``b64decode`` and its errors.

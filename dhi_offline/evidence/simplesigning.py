@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from dhi_offline.encoding import loads_json, require_dict
 from dhi_offline.errors import MalformedEvidenceError, SubjectMismatchError
-from dhi_offline.evidence.encoding import loads_json, require_dict
 
 SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 COSIGN_SIGNATURE_TYPE = "cosign container image signature"

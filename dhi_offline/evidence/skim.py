@@ -11,7 +11,7 @@ one, nothing of anything else; and returns only their count.
 
 What it checks: UTF-8, JSON syntax (strings, escapes, numbers, literals, no trailing
 data), nesting up to the parser's limit. What it does not: duplicate keys and the
-64-level nesting limit of :func:`dhi_offline.evidence.encoding.loads_json`, and
+64-level nesting limit of :func:`dhi_offline.encoding.loads_json`, and
 ``NaN``/``Infinity``, which the parser accepts (callers refuse text that contains them
 by falling back to the strict parser). The strict parser runs whenever the predicate
 is read.

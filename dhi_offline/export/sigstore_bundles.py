@@ -13,9 +13,9 @@ import hashlib
 import json
 
 from dhi_offline.bundle import layout
+from dhi_offline.encoding import loads_json, require_dict
 from dhi_offline.errors import DhiError
 from dhi_offline.evidence.cosign import BUNDLE_ANNOTATION, SIGNATURE_ANNOTATION, parse_legacy_bundle
-from dhi_offline.evidence.encoding import loads_json, require_dict
 from dhi_offline.evidence.records import MemoryBlobStore
 from dhi_offline.evidence.sigstore_bundle import BUNDLE_V03_MEDIA_TYPE, parse_bundle
 from dhi_offline.tlog.rekor_client import entry_to_bundle_tlog_entry, parse_log_entry

@@ -27,13 +27,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from dhi_offline.encoding import loads_json, require_dict
 from dhi_offline.errors import (
     InputError,
     MalformedEvidenceError,
     RegistryError,
     RegistryNotFoundError,
 )
-from dhi_offline.evidence.encoding import loads_json, require_dict
 from dhi_offline.oci.content import (
     MAX_BLOB_SIZE,
     MAX_MANIFEST_SIZE,

@@ -12,8 +12,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from dhi_offline.encoding import loads_json, require_dict, require_int, require_str
 from dhi_offline.errors import MalformedEvidenceError, UsageError
-from dhi_offline.evidence.encoding import loads_json, require_dict, require_int, require_str
 from dhi_offline.oci.reference import is_digest
 
 # Image manifests and indexes.

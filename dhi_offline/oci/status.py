@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from dhi_offline.encoding import loads_json
 from dhi_offline.errors import (
     DhiError,
     MalformedEvidenceError,
@@ -20,7 +21,6 @@ from dhi_offline.errors import (
     RegistryError,
     RegistryNotFoundError,
 )
-from dhi_offline.evidence.encoding import loads_json
 from dhi_offline.net.http import error_excerpt, one_line
 from dhi_offline.oci.reference import validate_registry, validate_repository
 

@@ -26,8 +26,8 @@ from typing import Protocol, TypeVar
 
 import httpx
 
+from dhi_offline.encoding import loads_json
 from dhi_offline.errors import MalformedEvidenceError, RegistryAuthError, SizeLimitError
-from dhi_offline.evidence.encoding import loads_json
 from dhi_offline.net.http import Params, drain, one_line, read_limited
 from dhi_offline.oci.auth import Challenge, Credentials, CredentialStore, parse_www_authenticate
 from dhi_offline.oci.reference import is_loopback

@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 
+from dhi_offline.encoding import format_rfc3339
 from dhi_offline.evidence.predicates import SEVERITIES
-from dhi_offline.trust.timerange import format_rfc3339
 from dhi_offline.verify.policy import ALIASES, Violation
 from dhi_offline.verify.result import AttestationView, Check, Refusal, VerificationReport
 

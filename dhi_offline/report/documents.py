@@ -14,9 +14,9 @@ from typing import Any
 
 from dhi_offline.archive.store import ArchiveCheck, LogLine
 from dhi_offline.bundle.manifest import BundleManifest
+from dhi_offline.encoding import format_rfc3339
 from dhi_offline.trust.keyring import KeyringEntry
 from dhi_offline.trust.store import PinnedKey
-from dhi_offline.trust.timerange import format_rfc3339
 from dhi_offline.verify.result import ImageView
 from dhi_offline.verify.sigstore import VerifiedSigstoreBundle
 

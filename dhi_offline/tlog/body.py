@@ -28,9 +28,9 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from dhi_offline.encoding import b64decode, loads_json, require_dict, require_str
 from dhi_offline.errors import DhiError, LogEntryBindingError, MalformedEvidenceError
 from dhi_offline.evidence.dsse import Envelope
-from dhi_offline.evidence.encoding import b64decode, loads_json, require_dict, require_str
 from dhi_offline.trust.keys import PublicKey, load_any
 
 

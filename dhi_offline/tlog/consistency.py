@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from dhi_offline.encoding import loads_json, require_dict, require_str
 from dhi_offline.errors import ConsistencyProofError, MalformedEvidenceError
-from dhi_offline.evidence.encoding import loads_json, require_dict, require_str
 from dhi_offline.tlog.checkpoint import Checkpoint, parse_checkpoint, verify_checkpoint
 from dhi_offline.tlog.merkle import verify_consistency
 from dhi_offline.trust.trusted_root import LogInstance

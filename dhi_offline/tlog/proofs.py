@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from dhi_offline.encoding import format_rfc3339
 from dhi_offline.errors import (
     CheckpointError,
     InclusionProofError,
@@ -27,7 +28,6 @@ from dhi_offline.tlog.checkpoint import (
 )
 from dhi_offline.tlog.merkle import leaf_hash, verify_inclusion
 from dhi_offline.tlog.set import verify_signed_entry_timestamp
-from dhi_offline.trust.timerange import format_rfc3339
 from dhi_offline.trust.trusted_root import LogInstance
 
 

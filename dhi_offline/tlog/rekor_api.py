@@ -19,14 +19,14 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from dhi_offline.errors import LogEntryBindingError, MalformedEvidenceError, TransparencyLogError
-from dhi_offline.evidence.encoding import (
+from dhi_offline.encoding import (
     b64decode,
     loads_json,
     require_dict,
     require_int,
     require_str,
 )
+from dhi_offline.errors import LogEntryBindingError, MalformedEvidenceError, TransparencyLogError
 from dhi_offline.evidence.sigstore_bundle import InclusionProof, TlogEntry
 from dhi_offline.tlog.checkpoint import (
     Checkpoint,

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from dhi_offline.encoding import loads_json
 from dhi_offline.errors import (
     DhiError,
     MalformedEvidenceError,
@@ -27,7 +28,6 @@ from dhi_offline.errors import (
     TransparencyLogError,
     UsageError,
 )
-from dhi_offline.evidence.encoding import loads_json
 from dhi_offline.net.http import (
     RetryPolicy,
     describe_transport_error,

@@ -24,10 +24,10 @@ from typing import Literal
 
 from dhi_offline.bundle import layout
 from dhi_offline.bundle.reader import open_bundle
+from dhi_offline.encoding import format_rfc3339
 from dhi_offline.errors import BundleFormatError, InputError, TrustMaterialError
 from dhi_offline.trust.keyring import Keyring, KeyringEntry, keyring_from_json, shipped_dhi_keyring
 from dhi_offline.trust.keys import PublicKey
-from dhi_offline.trust.timerange import format_rfc3339
 
 WRITE_DIR = "bundle-keys"
 """The directory the notes' commands write a bundle's keys to."""

@@ -13,9 +13,9 @@ from datetime import datetime
 from importlib import resources
 from typing import Literal
 
+from dhi_offline.encoding import format_rfc3339, parse_rfc3339
 from dhi_offline.errors import KeyMismatchError, TrustMaterialError, ValidityWindowError
 from dhi_offline.trust.keys import PublicKey, load_pem
-from dhi_offline.trust.timerange import format_rfc3339, parse_rfc3339
 
 KeyStatus = Literal["active", "inactive", "revoked"]
 _STATUSES: frozenset[str] = frozenset({"active", "inactive", "revoked"})

@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from dhi_offline.encoding import format_rfc3339
 from dhi_offline.errors import InputError, TrustMaterialError, UsageError
 from dhi_offline.trust.keys import PublicKey, load_pem
-from dhi_offline.trust.timerange import format_rfc3339
 
 Role = Literal["exporter", "publisher"]
 ROLES: frozenset[str] = frozenset({"exporter", "publisher"})

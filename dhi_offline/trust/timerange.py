@@ -1,36 +1,12 @@
-"""Closed validity intervals and RFC 3339 time parsing."""
+"""Closed validity intervals (RFC 3339 parsing lives in :mod:`dhi_offline.encoding`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from dhi_offline.encoding import format_rfc3339, parse_rfc3339
 from dhi_offline.errors import TrustMaterialError
-
-
-def parse_rfc3339(value: object, *, what: str) -> datetime:
-    """Parse an RFC 3339 timestamp to an aware UTC datetime.
-
-    Raises:
-        TrustMaterialError: not a string, or not RFC 3339 with a time zone.
-    """
-    if not isinstance(value, str):
-        raise TrustMaterialError(f"{what}: expected an RFC 3339 string")
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as e:
-        raise TrustMaterialError(f"{what}: {value!r} is not an RFC 3339 time") from e
-    if parsed.tzinfo is None:
-        raise TrustMaterialError(f"{what}: {value!r} has no time zone")
-    return parsed.astimezone(UTC)
-
-
-def format_rfc3339(value: datetime) -> str:
-    """Format an aware datetime as RFC 3339 in UTC with a ``Z`` suffix."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

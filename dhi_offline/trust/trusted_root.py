@@ -41,9 +41,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from dhi_offline.encoding import parse_rfc3339
 from dhi_offline.errors import TrustMaterialError
 from dhi_offline.trust.keys import Algorithm, PublicKey, load_der
-from dhi_offline.trust.timerange import TimeRange, parse_rfc3339
+from dhi_offline.trust.timerange import TimeRange
 
 TRUSTED_ROOT_MEDIA_TYPES = frozenset(
     {

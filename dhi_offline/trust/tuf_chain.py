@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Final
 from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, Root, Signed, Snapshot, Targets, Timestamp
 
+from dhi_offline.encoding import format_rfc3339
 from dhi_offline.errors import TrustMaterialError, TufError
-from dhi_offline.trust.timerange import format_rfc3339
 from dhi_offline.trust.trusted_root import TrustedRoot
 
 if TYPE_CHECKING:

@@ -21,9 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from dhi_offline.encoding import format_rfc3339
 from dhi_offline.errors import InputError, TrustMaterialError
 from dhi_offline.trust.shipped import Instance, shipped_tuf_root
-from dhi_offline.trust.timerange import format_rfc3339
 from dhi_offline.trust.tuf_chain import TufAccepted, TufResult
 
 TUF_DIR = "tuf"

@@ -44,6 +44,7 @@ from dhi_offline import __version__
 from dhi_offline.bundle import layout
 from dhi_offline.bundle.manifest import BundleManifest
 from dhi_offline.bundle.reader import Limits, OpenedBundle, open_bundle
+from dhi_offline.encoding import format_rfc3339, loads_json, require_dict
 from dhi_offline.errors import (
     CheckpointError,
     ConsistencyProofError,
@@ -54,7 +55,6 @@ from dhi_offline.errors import (
     TrustMaterialError,
     VerificationError,
 )
-from dhi_offline.evidence.encoding import loads_json, require_dict
 from dhi_offline.evidence.intoto import Prepared, Statement
 from dhi_offline.evidence.predicates import (
     SCOUT_VULNS_PREDICATE,
@@ -75,7 +75,6 @@ from dhi_offline.tlog.consistency import ConsistencyRecord, verify_consistency_r
 from dhi_offline.trust.changes import keyring_notes
 from dhi_offline.trust.keyring import Keyring, KeyringEntry, keyring_from_json
 from dhi_offline.trust.keys import PublicKey
-from dhi_offline.trust.timerange import format_rfc3339
 from dhi_offline.trust.trusted_root import TrustedRoot
 from dhi_offline.verify.attestation import AttestationResult, PublisherTrust, verify_attestation
 from dhi_offline.verify.parallel import run_tasks

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from dhi_offline.encoding import format_rfc3339
 from dhi_offline.steps import Step
-from dhi_offline.trust.timerange import format_rfc3339
 from dhi_offline.verify.policy import Violation
 
 CheckStatus = Literal["passed", "failed", "skipped"]

@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from dhi_offline.encoding import b64decode, loads_json
 from dhi_offline.errors import (
     KeyMismatchError,
     MalformedEvidenceError,
@@ -16,7 +17,6 @@ from dhi_offline.errors import (
     SubjectMismatchError,
 )
 from dhi_offline.evidence.dsse import Envelope, envelope_from_bytes, pae, verify_envelope
-from dhi_offline.evidence.encoding import b64decode, loads_json
 from dhi_offline.evidence.intoto import parse_statement
 from dhi_offline.evidence.simplesigning import parse_simple_signing, require_manifest_digest
 from dhi_offline.trust.keys import PublicKey, from_crypto

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dhi_offline.encoding import loads_json
 from dhi_offline.errors import MalformedEvidenceError
-from dhi_offline.evidence.encoding import loads_json
 from dhi_offline.evidence.intoto import parse_statement
 from dhi_offline.evidence.predicates import sbom_package_count
 

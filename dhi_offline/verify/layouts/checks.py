@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from dhi_offline.encoding import loads_json, require_dict
 from dhi_offline.errors import (
     DhiError,
     MalformedEvidenceError,
@@ -19,7 +20,6 @@ from dhi_offline.errors import (
     TransparencyLogError,
 )
 from dhi_offline.evidence.cosign import BUNDLE_ANNOTATION, parse_legacy_bundle
-from dhi_offline.evidence.encoding import loads_json, require_dict
 from dhi_offline.evidence.intoto import Prepared, Statement, parse_statement
 from dhi_offline.evidence.records import AttestationRecord, BlobStore
 from dhi_offline.evidence.sigstore_bundle import TlogEntry

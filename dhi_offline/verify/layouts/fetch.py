@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from dhi_offline.evidence.encoding import loads_json, require_dict
+from dhi_offline.encoding import loads_json, require_dict
 from dhi_offline.evidence.records import MemoryBlobStore
 from dhi_offline.oci.content import Fetched
 

@@ -1,7 +1,9 @@
-"""Strict decoding helpers shared by the evidence parsers.
+"""Strict decoding helpers every layer shares: JSON, base64, RFC 3339 times.
 
-Every helper raises :class:`MalformedEvidenceError` naming the field, so a bad byte in
-signed evidence is reported as "what" is malformed rather than as a Python exception.
+A base module (``oci/``, ``bundle/``, ``evidence/`` and ``trust/`` import it; it imports
+only ``errors``). The JSON and base64 helpers raise :class:`MalformedEvidenceError`
+naming the field, so a bad byte in signed evidence is reported as "what" is malformed
+rather than as a Python exception; the time helpers raise :class:`TrustMaterialError`.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import binascii
 import gc
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
-from dhi_offline.errors import MalformedEvidenceError
+from dhi_offline.errors import MalformedEvidenceError, TrustMaterialError
 
 # JSON we parse comes from untrusted bundles: cap nesting so a crafted document cannot
 # exhaust the stack, and refuse the non-standard constants Python's json accepts.
@@ -150,3 +153,28 @@ def require_int(value: object, *, what: str, minimum: int | None = 0) -> int:
     if out >= 2**63:
         raise MalformedEvidenceError(f"{what}: out of int64 range")
     return out
+
+
+def parse_rfc3339(value: object, *, what: str) -> datetime:
+    """Parse an RFC 3339 timestamp to an aware UTC datetime.
+
+    Raises:
+        TrustMaterialError: not a string, or not RFC 3339 with a time zone.
+    """
+    if not isinstance(value, str):
+        raise TrustMaterialError(f"{what}: expected an RFC 3339 string")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise TrustMaterialError(f"{what}: {value!r} is not an RFC 3339 time") from e
+    if parsed.tzinfo is None:
+        raise TrustMaterialError(f"{what}: {value!r} has no time zone")
+    return parsed.astimezone(UTC)
+
+
+def format_rfc3339(value: datetime) -> str:
+    """Format an aware datetime as RFC 3339 in UTC with a ``Z`` suffix."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
