@@ -36,7 +36,7 @@ SBOM = "https://cyclonedx.org/bom/v1.6"
 PROVENANCE = "https://slsa.dev/provenance/v1"
 VULNS = "https://in-toto.io/attestation/vulns/v0.1"
 VEX = "https://openvex.dev/ns/v0.2.0"
-INTOTO_PREDICATE_ANNOTATION = "in-toto.io/predicate-type"
+INTOTO_PREDICATE_ANNOTATION = mt.INTOTO_PREDICATE_ANNOTATION
 
 
 def _json(obj: object) -> bytes:

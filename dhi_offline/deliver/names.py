@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Final
 
+from dhi_offline.evidence.cosign import PREDICATE_TYPE_ANNOTATION, SIGNATURE_ANNOTATION
+from dhi_offline.oci import mediatypes as mt
+
 VSA_PREDICATE_TYPE: Final = "https://slsa.dev/verification_summary/v1"
 """SLSA Verification Summary Attestation v1."""
 
@@ -44,11 +47,11 @@ ANN_UNSAFE: Final = "dev.dhi-offline.unsafe"
 ANN_EXPORTER_KEY_ID: Final = "dev.dhi-offline.exporter-key-id"
 ANN_SEQUENCE: Final = "dev.dhi-offline.sequence"
 
-# cosign's names (sigstore/cosign pkg/oci/static, pkg/types).
-COSIGN_SIGNATURE_ANNOTATION: Final = "dev.cosignproject.cosign/signature"
-COSIGN_PREDICATE_TYPE_ANNOTATION: Final = "predicateType"
-SIGSTORE_BUNDLE_CONTENT_ANNOTATION: Final = "dev.sigstore.bundle.content"
-SIGSTORE_BUNDLE_PREDICATE_ANNOTATION: Final = "dev.sigstore.bundle.predicateType"
+# cosign's and the sigstore bundle spec's names, defined once where the readers use them.
+COSIGN_SIGNATURE_ANNOTATION: Final = SIGNATURE_ANNOTATION
+COSIGN_PREDICATE_TYPE_ANNOTATION: Final = PREDICATE_TYPE_ANNOTATION
+SIGSTORE_BUNDLE_CONTENT_ANNOTATION: Final = mt.SIGSTORE_BUNDLE_CONTENT_ANNOTATION
+SIGSTORE_BUNDLE_PREDICATE_ANNOTATION: Final = mt.SIGSTORE_BUNDLE_PREDICATE_ANNOTATION
 
 # The bundle as an OCI artifact (docs/format.md, "The bundle in a registry").
 BUNDLE_ARTIFACT_TYPE: Final = "application/vnd.dhi-offline.bundle.v1"

@@ -44,6 +44,12 @@ COSIGN_ARTIFACT_SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
 COSIGN_ARTIFACT_SBOM = "application/vnd.dev.cosign.artifact.sbom.v1+json"
 SIGSTORE_BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 SIGSTORE_BUNDLE_PREFIX = "application/vnd.dev.sigstore.bundle"
+
+# Annotation keys that name what a layer or referrer holds (the cosign ones are in
+# ``evidence/cosign.py``).
+INTOTO_PREDICATE_ANNOTATION = "in-toto.io/predicate-type"
+SIGSTORE_BUNDLE_PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
+SIGSTORE_BUNDLE_CONTENT_ANNOTATION = "dev.sigstore.bundle.content"
 """Every sigstore bundle media type starts with this (cosign ``GetBundles`` matches on it)."""
 # Aliases under the names the exporter uses.
 COSIGN_SIGNATURE_ARTIFACT_TYPE = COSIGN_ARTIFACT_SIG

@@ -43,7 +43,7 @@ from dhi_offline.verify.layouts.interface import (
 )
 from dhi_offline.verify.tlog import VerifiedLogEntry, verify_log_entry
 
-INTOTO_PREDICATE_ANNOTATION = "in-toto.io/predicate-type"
+INTOTO_PREDICATE_ANNOTATION = mt.INTOTO_PREDICATE_ANNOTATION
 
 
 class DhiScout(Layout):

@@ -29,7 +29,7 @@ from dhi_offline.verify.layouts.interface import (
 )
 from dhi_offline.verify.sigstore import Artifact, VerifiedSigstoreBundle, verify_sigstore_bundle
 
-BUNDLE_PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
+BUNDLE_PREDICATE_ANNOTATION = mt.SIGSTORE_BUNDLE_PREDICATE_ANNOTATION
 
 
 class SigstoreBundle(Layout):
