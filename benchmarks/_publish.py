@@ -386,20 +386,107 @@ KEY_ORDERS = ("last", "sorted", "first")
 """Where the statement's ``predicate`` member sits: last (in-toto-golang, BuildKit,
 cosign), after ``_type`` (sorted keys, canonical JSON), or first. All equally valid."""
 
+SHAPES = (*KEY_ORDERS, "pretty", "nested")
+""":data:`KEY_ORDERS` (compact), and two more ways publishers write statements:
+``pretty``, sorted keys indented by two spaces, as ``jq -S .`` or Python's
+``json.dumps(sort_keys=True, indent=2)`` write them (the predicate in the middle);
+``nested``, compact with the predicate last, one component in four holding two nested
+components (a hierarchical CycloneDX SBOM: libraries bundled in a JAR or a wheel)."""
+
+_SENTINEL = "@@components@@"
+
+
+def _nest(components: list[dict[str, object]]) -> None:
+    for i, c in enumerate(components):
+        if i % 4 == 1:
+            c["components"] = [
+                {**c, "bom-ref": f"{c['bom-ref']}/{k}", "name": f"{c['name']}-bundled{k}"}
+                for k in range(2)
+            ]
+
+
+def _write_shaped_statement(
+    path: Path,
+    *,
+    members: dict[str, object],
+    predicate: dict[str, object],
+    size: int,
+    rng: random.Random,
+    names: list[str],
+    shape: str,
+) -> tuple[str, int]:
+    """``pretty`` and ``nested``: components built as objects, a batch at a time."""
+    doc = {**members, "predicate": {**predicate, "components": [_SENTINEL]}}
+    if shape == "pretty":
+        text = json.dumps(doc, indent=2, sort_keys=True)
+    else:
+        text = json.dumps({**members, **{"predicate": doc["predicate"]}}, separators=(",", ":"))
+    before, _, after = text.partition(f'"{_SENTINEL}"')
+    line_start = before.rfind("\n") + 1
+    indent = " " * (len(before) - line_start) if shape == "pretty" else ""
+    before = before[:line_start] if shape == "pretty" else before
+    digest = hashlib.sha256()
+    written = 0
+    with path.open("wb") as out:
+
+        def emit(data: str) -> None:
+            nonlocal written
+            raw = data.encode()
+            digest.update(raw)
+            out.write(raw)
+            written += len(raw)
+
+        emit(before)
+        i = 0
+        while written + len(after) < size:
+            batch = json.loads("[" + _components(rng, names, i, 2000) + "]")
+            if shape == "nested":
+                _nest(batch)
+                chunk = ",".join(json.dumps(c, separators=(",", ":")) for c in batch)
+            else:
+                chunk = ",\n".join(
+                    indent + json.dumps(c, indent=2, sort_keys=True).replace("\n", "\n" + indent)
+                    for c in batch
+                )
+            emit(("," + ("\n" if shape == "pretty" else "") if i else "") + chunk)
+            i += 2000
+        emit(("\n" + indent[:-2] if shape == "pretty" else "") + after)
+    return "sha256:" + digest.hexdigest(), written
+
 
 def write_sbom_statement(
     path: Path, ref: PlatformRef, size: int, seed: int, *, order: str = "last"
 ) -> tuple[str, int]:
     """Write an in-toto statement holding a CycloneDX SBOM of about ``size`` bytes to
     ``path``, streaming (a batch of components at a time); returns (digest, size).
-    ``order`` is one of :data:`KEY_ORDERS`."""
+    ``order`` is one of :data:`SHAPES`."""
     rng = random.Random(seed)  # noqa: S311 (test data, not secrets)
     names = _words(rng, 4000)
-    members = {
+    members: dict[str, object] = {
         "_type": STATEMENT_V1,
         "subject": [{"name": ref.name, "digest": {"sha256": ref.hex}}],
         "predicateType": CYCLONEDX,
     }
+    predicate: dict[str, object] = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "serialNumber": f"urn:uuid:{hashlib.sha256(str(seed).encode()).hexdigest()[:32]}",
+        "version": 1,
+        "metadata": {
+            "timestamp": "2026-01-01T00:00:00Z",
+            "component": {"type": "container", "name": ref.name, "version": ref.digest},
+        },
+    }
+    if order in ("pretty", "nested"):
+        return _write_shaped_statement(
+            path,
+            members=members,
+            predicate=predicate,
+            size=size,
+            rng=rng,
+            names=names,
+            shape=order,
+        )
     if order == "last":
         before, after = _compact(members)[:-1] + b",", b"}"
     elif order == "sorted":
@@ -410,23 +497,7 @@ def write_sbom_statement(
         before, after = b"{", b"," + _compact(members)[1:]
     else:
         raise ValueError(f"unknown key order {order!r}")
-    head = (
-        before
-        + b'"predicate":'
-        + _compact(
-            {
-                "bomFormat": "CycloneDX",
-                "specVersion": "1.6",
-                "serialNumber": f"urn:uuid:{hashlib.sha256(str(seed).encode()).hexdigest()[:32]}",
-                "version": 1,
-                "metadata": {
-                    "timestamp": "2026-01-01T00:00:00Z",
-                    "component": {"type": "container", "name": ref.name, "version": ref.digest},
-                },
-            }
-        )[:-1]
-        + b',"components":['
-    )
+    head = before + b'"predicate":' + _compact(predicate)[:-1] + b',"components":['
     tail = b"]}" + after
     digest = hashlib.sha256()
     written = 0

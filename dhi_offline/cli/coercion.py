@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 import typer.core
 from typer import _coercion
@@ -26,7 +26,17 @@ if TYPE_CHECKING:
 
 _typer_build = _coercion.build_runtime_param
 
-Kind = Literal["str", "bool", "path", "choice"]
+Kind = Literal["str", "bool", "path", "paths", "choice"]
+
+
+def _is_plain_path(annotation: Any, info: Any) -> bool:
+    return (
+        isinstance(annotation, type)
+        and issubclass(annotation, Path)
+        and info.path_type is None
+        and not info.allow_dash
+        and routes_to_path(annotation, info)
+    )
 
 
 def _kind(descriptor: _coercion.TypeDescriptor) -> Kind | None:
@@ -41,14 +51,14 @@ def _kind(descriptor: _coercion.TypeDescriptor) -> Kind | None:
         return "bool"
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         return "choice"
-    if (
-        isinstance(annotation, type)
-        and issubclass(annotation, Path)
-        and info.path_type is None
-        and not info.allow_dash
-        and routes_to_path(annotation, info)
-    ):
+    if _is_plain_path(annotation, info):
         return "path"
+    origin: Any = get_origin(annotation)
+    if origin is list and len(get_args(annotation)) == 1:
+        # A repeatable path option (--trust-exporter A --trust-exporter B).
+        (item,) = get_args(annotation)
+        if _is_plain_path(item, info):
+            return "paths"
     return None
 
 
@@ -83,10 +93,18 @@ class LightRuntimeParam(_coercion.RuntimeParam):
             self.kind == "bool" and isinstance(value, bool)
         ):
             return value
-        if self.kind == "path" and isinstance(value, self.annotation):
+        if self.kind == "path":
+            return self._path(value, self.annotation, param, ctx)
+        if self.kind == "paths" and isinstance(value, (list, tuple)):
+            (item,) = get_args(self.annotation)
+            return [self._path(v, item, param, ctx) for v in value]
+        raise _Fallback
+
+    def _path(self, value: Any, path_type: type[Path], param: _TyperParameter, ctx: Context) -> Any:
+        if isinstance(value, path_type):
             path = value  # a default: typer checks it as it is
-        elif self.kind == "path" and isinstance(value, str):
-            path = self.annotation(value)
+        elif isinstance(value, str):
+            path = path_type(value)
             if str(path) != value:
                 # "a/./b", "dir/": typer's messages quote the text as given.
                 raise _Fallback
@@ -94,9 +112,7 @@ class LightRuntimeParam(_coercion.RuntimeParam):
             raise _Fallback
         # As typer's path conversion: the checks on the Path typer would make (through
         # pydantic: the same object), and that Path returned.
-        return coerce_cli_path(
-            path, self.parameter_info, path_type=self.annotation, param=param, ctx=ctx
-        )
+        return coerce_cli_path(path, self.parameter_info, path_type=path_type, param=param, ctx=ctx)
 
 
 def build_runtime_param(descriptor: _coercion.TypeDescriptor) -> _coercion.RuntimeParam:

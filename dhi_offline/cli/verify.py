@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from dhi_offline import __version__
 from dhi_offline.archive.store import Archive
@@ -36,15 +35,15 @@ from dhi_offline.errors import InputError
 from dhi_offline.host import session
 from dhi_offline.host.session import HostRun, ReferenceTime
 from dhi_offline.host.trust import build_trust
-from dhi_offline.report._common import clean
-from dhi_offline.report.ctrf import render_ctrf, render_ctrf_note
-from dhi_offline.report.documents import already_imported_document, dumps, inspect_document
-from dhi_offline.report.html import render_html
-from dhi_offline.report.jsonreport import render_json
-from dhi_offline.report.text import render_text
 from dhi_offline.verify.attestation import AttestationResult
 from dhi_offline.verify.policy import load_policy
 from dhi_offline.verify.result import Outcome, Refusal
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# The report modules (and rich, under the text report) are imported where a report is
+# rendered, in the format asked for: a verify run loads one of them, not all four.
 
 
 def host_run(
@@ -77,8 +76,12 @@ def host_run(
 def render(outcome: Outcome, output: ReportFormat) -> str | None:
     """The report for standard output (None: text, printed through rich)."""
     if output is ReportFormat.json:
+        from dhi_offline.report.jsonreport import render_json  # noqa: PLC0415 - see above
+
         return render_json(outcome)
     if output is ReportFormat.ctrf:
+        from dhi_offline.report.ctrf import render_ctrf  # noqa: PLC0415 - see above
+
         return render_ctrf(outcome)
     return None
 
@@ -86,6 +89,8 @@ def render(outcome: Outcome, output: ReportFormat) -> str | None:
 def _emit(outcome: Outcome, output: ReportFormat) -> None:
     text = render(outcome, output)
     if text is None:
+        from dhi_offline.report.text import render_text  # noqa: PLC0415 - see above
+
         emit_rich(lambda console: render_text(outcome, console))
     else:
         typer.echo(text)
@@ -131,6 +136,8 @@ def verify(
         outcome = result.outcome
         del result
         if target.wanted:  # a page per attestation: not built unless asked for
+            from dhi_offline.report.html import render_html  # noqa: PLC0415 - see above
+
             target.write(render_html(outcome))
     _emit(outcome, output)
     _finish(outcome)
@@ -183,6 +190,8 @@ def import_(
         receipt = outcome.receipt or {}
         try:
             if target.wanted:
+                from dhi_offline.report.html import render_html  # noqa: PLC0415 - see above
+
                 target.write(render_html(outcome))
         except InputError as e:
             raise InputError(
@@ -199,6 +208,9 @@ def import_(
 
 
 def _already(done: session.ImportResult, archive: Archive, output: ReportFormat) -> None:
+    from dhi_offline.report.ctrf import render_ctrf_note  # noqa: PLC0415 - see above
+    from dhi_offline.report.documents import already_imported_document, dumps  # noqa: PLC0415
+
     line = done.already
     if line is None:
         return
@@ -220,6 +232,8 @@ def _already(done: session.ImportResult, archive: Archive, output: ReportFormat)
 
 def inspect(bundle: BundleArg, output: ListFormatOpt = ListFormat.text) -> None:
     """Show what a bundle claims to contain, WITHOUT verifying it."""
+    from dhi_offline.report.documents import dumps, inspect_document  # noqa: PLC0415
+
     manifest = inspect_bundle(bundle)
     doc = inspect_document(manifest)
     if output is ListFormat.json:
@@ -232,6 +246,8 @@ def _inspect_text(console: Console, manifest: BundleManifest, doc: dict[str, Any
     console.print(
         "[bold yellow]UNVERIFIED[/] contents as the bundle describes them (nothing was checked)"
     )
+
+    from dhi_offline.report._common import clean  # noqa: PLC0415 - see above
 
     def say(text: str, style: str | None = None) -> None:
         # Everything below comes from the unverified manifest: never read as markup.

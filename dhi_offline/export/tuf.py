@@ -22,7 +22,8 @@ from dhi_offline.bundle import layout
 from dhi_offline.errors import DhiError, InputError, TufError
 from dhi_offline.files import read_file
 from dhi_offline.net.http import fetch_url
-from dhi_offline.trust.tuf_chain import TARGET_NAMES, TufResult, verify_chain
+from dhi_offline.trust.tuf_chain import TARGET_NAMES, verify_chain
+from dhi_offline.trust.tuf_state import TufResult
 
 METADATA_LIMIT: Final = 4 * 1024 * 1024
 """Largest metadata file fetched (Sigstore's are a few KiB; targets grows slowly)."""

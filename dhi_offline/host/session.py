@@ -23,7 +23,7 @@ from dhi_offline.archive.store import Archive, History, LogLine
 from dhi_offline.encoding import format_rfc3339, parse_rfc3339
 from dhi_offline.errors import DhiError, InputError, UsageError, VerificationError
 from dhi_offline.host.tufroot import pin_from_bundle, trust_through_bundle
-from dhi_offline.trust.tuf_chain import TufResult
+from dhi_offline.trust.tuf_state import TufResult
 from dhi_offline.verify.attestation import AttestationResult
 from dhi_offline.verify.bundle import (
     BundleTrust,

@@ -23,7 +23,7 @@ from dhi_offline.errors import DhiError, InputError, TrustMaterialError, TufErro
 from dhi_offline.trust.keys import PublicKey
 from dhi_offline.trust.shipped import Instance
 from dhi_offline.trust.trusted_root import TrustedRoot
-from dhi_offline.trust.tuf_chain import TufResult, verify_chain
+from dhi_offline.trust.tuf_state import TufResult
 from dhi_offline.trust.tuf_store import TufPin, TufStore
 from dhi_offline.verify.bundle import BundleTrust
 from dhi_offline.verify.result import Progress
@@ -91,6 +91,9 @@ def run_chain(members: TufMembers, pin: TufPin, *, at: datetime) -> TufResult:
     # Roots up to the pinned version are already trusted (or superseded); a gap in the
     # rest is refused by the chain (each root must be the previous version plus 1).
     newer = [members.roots[v] for v in sorted(members.roots) if v > pin.root_version]
+    # python-tuf is loaded only when a chain is verified, not by every verification.
+    from dhi_offline.trust.tuf_chain import verify_chain  # noqa: PLC0415
+
     return verify_chain(
         pin.root,
         newer,

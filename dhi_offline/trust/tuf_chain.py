@@ -10,16 +10,16 @@ reference time, each role's bytes match the length and hashes its parent lists, 
 metadata accepted last time (timestamp, snapshot, targets) guards against rollback.
 
 This module imports ``tuf.ngclient``, whose package also defines an HTTP fetcher, so
-``dhi_offline/verify/`` never imports it; the host layer runs the chain.
+``dhi_offline/verify/`` never imports it; the host layer runs the chain, and imports this
+module only when a chain is to be verified (what it returns is defined in
+:mod:`dhi_offline.trust.tuf_state`, which every verification reads).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
@@ -29,6 +29,7 @@ from tuf.api.metadata import Metadata, Root, Signed, Snapshot, Targets, Timestam
 from dhi_offline.encoding import format_rfc3339
 from dhi_offline.errors import TrustMaterialError, TufError
 from dhi_offline.trust.trusted_root import TrustedRoot
+from dhi_offline.trust.tuf_state import TufAccepted, TufResult
 
 if TYPE_CHECKING:
     from tuf.ngclient._internal.trusted_metadata_set import TrustedMetadataSet
@@ -40,44 +41,6 @@ SIGNING_CONFIG_TARGETS: Final = ("signing_config.v0.2.json", "signing_config.jso
 """Signing-config targets carried along when the targets role lists them (first wins)."""
 
 TARGET_NAMES: Final = (TRUSTED_ROOT_TARGET, *SIGNING_CONFIG_TARGETS)
-
-
-@dataclass(frozen=True)
-class TufAccepted:
-    """The metadata this host accepted last time, loaded first for rollback checks
-    (as ngclient loads its local copies before the remote ones)."""
-
-    timestamp: bytes | None = None
-    snapshot: bytes | None = None
-    targets: bytes | None = None
-
-
-@dataclass(frozen=True)
-class TufResult:
-    """A verified chain: the newest root and the target files it vouches for."""
-
-    root: bytes
-    """The newest root (to pin as the next starting point)."""
-    pinned_version: int
-    """The version of the root the chain started from."""
-    root_version: int
-    timestamp: bytes
-    snapshot: bytes
-    targets: bytes
-    timestamp_version: int
-    snapshot_version: int
-    targets_version: int
-    trusted_root: bytes
-    """The ``trusted_root.json`` target, verified against the targets role."""
-    signing_config: bytes | None
-    signing_config_name: str | None
-    expires: datetime
-    """The earliest expiry of the final root, timestamp, snapshot and targets."""
-
-    @property
-    def trusted_root_sha256(self) -> str:
-        """Hex SHA-256 of :attr:`trusted_root`."""
-        return hashlib.sha256(self.trusted_root).hexdigest()
 
 
 def _peek_version(data: bytes, role: type[Signed]) -> int | None:

@@ -24,7 +24,7 @@ from typing import Any
 from dhi_offline.encoding import format_rfc3339
 from dhi_offline.errors import InputError, TrustMaterialError
 from dhi_offline.trust.shipped import Instance, shipped_tuf_root
-from dhi_offline.trust.tuf_chain import TufAccepted, TufResult
+from dhi_offline.trust.tuf_state import TufAccepted, TufResult
 
 TUF_DIR = "tuf"
 

@@ -331,7 +331,7 @@ def _verify_bundle_file(
             for p, data in opened.memory.items()
             if p.startswith(layout.BLOBS_PREFIX)
         },
-        memory_checked=True,  # open_bundle checked each against the signed manifest
+        checked=True,  # open_bundle checked each against the signed manifest
     )
     if opened.has(layout.EVIDENCE):
         index = EvidenceIndex.from_json_bytes(opened.read_bytes(layout.EVIDENCE))

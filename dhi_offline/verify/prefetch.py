@@ -32,24 +32,34 @@ MIN_SIZE: Final = 2 * 1024 * 1024
 """Blobs smaller than this are parsed in place: shipping them costs more than it saves."""
 
 Result = tuple[str, TopLevel] | None
+_HEX = frozenset("0123456789abcdef")
 
 
 def prepare_file(path: str) -> Result:
     """In a worker: the SHA-256 and top level of the statement ``path`` holds, if any.
 
     ``path`` is a bare statement (DHI layout) or a DSSE envelope around one (cosign).
+    A bare statement's SHA-256 is its blob name: the reader checked the file against it
+    as it wrote it (as ``DirectoryBlobStore(checked=True)`` relies on), so it is not
+    hashed again here. A DSSE payload is hashed.
     """
-    data = Path(path).read_bytes()
+    file = Path(path)
+    data = file.read_bytes()
     head = data[:4096]
     if b'"payloadType"' in head or b'"signatures"' in head:
         try:
             data = envelope_from_bytes(data).payload
         except DhiError:
             return None
+        digest = hashlib.sha256(data).hexdigest()
+    else:
+        digest = file.name
+        if len(digest) != 64 or not set(digest) <= _HEX:
+            digest = hashlib.sha256(data).hexdigest()
     top = parse_top_level(data)
     if top is None:
         return None
-    return hashlib.sha256(data).hexdigest(), top
+    return digest, top
 
 
 def worker_init() -> None:

@@ -27,6 +27,7 @@ from dhi_offline.cli import coercion
 from dhi_offline.cli.catalog import COMMANDS, SUMMARIES
 from dhi_offline.cli.main import build_app, main
 from tests.conftest import CONFORMANCE
+from tests.support.sample import export_argv, make_sample_site, run_cli, trust_argv
 from tests.verify.test_conformance import conformance_argv
 
 
@@ -120,6 +121,33 @@ def test_what_start_up_does_not_import(argv: list[str], forbidden: tuple[str, ..
     assert [p for p in forbidden if _loaded(modules, p)] == []
 
 
+def test_verify_of_a_bundle_loads_only_the_report_it_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `dhi-offline verify BUNDLE --format json`, the large-SBOM benchmark's command:
+    # no TUF (nothing to verify), no rich, no text/HTML/CTRF renderer, no pydantic.
+    d = make_sample_site(tmp_path, monkeypatch)
+    code, _, err = run_cli(export_argv(d, "b.dhi.tar.zst"))
+    assert code == 0, err
+    argv = ["verify", str(d / "b.dhi.tar.zst"), *trust_argv(d), "--format", "json"]
+    done, modules = _imports(argv)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["verdict"] == "PASS"
+    forbidden = (
+        "httpx",
+        "rich",
+        "tuf",
+        "pydantic",
+        "typer._adapters",
+        "dhi_offline.trust.tuf_chain",
+        "dhi_offline.report.text",
+        "dhi_offline.report.html",
+        "dhi_offline.report.ctrf",
+    )
+    assert [p for p in forbidden if _loaded(modules, p)] == []
+    assert _loaded(modules, "dhi_offline.report.jsonreport")
+
+
 def test_json_output_still_loads_the_report() -> None:
     argv = conformance_argv(CONFORMANCE / "happy-path-v0.3")
     done, modules = _imports([*argv[:2], "--format", "json", *argv[2:]])
@@ -158,6 +186,21 @@ def _values(kind: str, annotation: Any, tmp_path: Path) -> list[Any]:
         return out
     afile = tmp_path / "a-file"
     afile.write_text("x")
+    if kind == "paths":
+        # A repeatable option: click hands over a tuple of the texts given.
+        return [
+            (),
+            (str(afile),),
+            (str(afile), str(tmp_path)),
+            (str(tmp_path / "missing"),),
+            ("a/./b",),
+            ("",),
+            (str(afile), "a/./b"),
+            [str(afile)],
+            None,
+            str(afile),
+            (3,),
+        ]
     return [
         "",
         ".",
@@ -203,4 +246,4 @@ def test_light_conversion_is_typers_on_every_parameter(tmp_path: Path) -> None:
             )
         checked[kind] = checked.get(kind, 0) + 1
     # Every kind is exercised by some command (a renamed type would skip them silently).
-    assert set(checked) == {"str", "bool", "path", "choice"}, checked
+    assert set(checked) == {"str", "bool", "path", "paths", "choice"}, checked

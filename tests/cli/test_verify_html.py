@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dhi_offline.cli import verify as verify_cmd
-from dhi_offline.report import render_html
+from dhi_offline.report import html as html_report
+from dhi_offline.report.html import render_html
 from dhi_offline.verify.result import Outcome
 from tests.support.sample import PRODUCTION_ROOT, export_argv, make_sample_site, run_cli
 
@@ -29,7 +29,8 @@ def test_verify_renders_html_only_with_html_option(
         rendered.append(page)
         return page
 
-    monkeypatch.setattr(verify_cmd, "render_html", counting)
+    # cli/verify.py imports the renderer where it renders (start-up): patched at its source.
+    monkeypatch.setattr(html_report, "render_html", counting)
     argv = [
         "verify",
         str(d / "b.dhi.tar.zst"),

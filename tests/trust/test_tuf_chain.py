@@ -10,7 +10,8 @@ import pytest
 from tuf.api.metadata import Metadata, MetaFile, Timestamp
 
 from dhi_offline.errors import TufError
-from dhi_offline.trust.tuf_chain import TufAccepted, TufResult, verify_chain
+from dhi_offline.trust.tuf_chain import verify_chain
+from dhi_offline.trust.tuf_state import TufAccepted, TufResult
 from tests.trust.tuf_repo import NOW, TRUSTED_ROOT, TufRepo
 
 

@@ -83,14 +83,31 @@ def test_off_and_small_blobs_are_not_sent(tmp_path: Path) -> None:
         assert small.submitted == 0
 
 
-def test_a_blob_changed_after_its_check_is_parsed_in_place(tmp_path: Path) -> None:
+def test_a_bare_statement_is_keyed_by_its_checked_blob_name(tmp_path: Path) -> None:
+    # The reader checked the file against its name as it wrote it into its private work
+    # directory; the worker does not hash it again (docs/trust.md, "does not stop").
     stmt = _statement()
     path = _blob(tmp_path, stmt)
-    (tmp_path / path).write_bytes(_statement(subject="b" * 64))  # what a worker would read
+    (tmp_path / path).write_bytes(_statement(subject="b" * 64))  # changed after the check
     with closing(StatementPrefetch(tmp_path, workers=1, min_size=1)) as pre:
         pre.member_extracted(path, len(stmt))
-        # The worker's result is for other bytes: it cannot stand for these.
-        assert pre.lookup(stmt) is None
+        prepared = pre.lookup(stmt, sha256=path.rsplit("/", 1)[1])
+    assert prepared is not None
+    assert prepared[0]["subject"] == [{"digest": {"sha256": "b" * 64}}]
+
+
+def test_a_dsse_payload_is_keyed_by_its_own_hash(tmp_path: Path) -> None:
+    stmt = _statement()
+    envelope = json.dumps(
+        {
+            "payloadType": "application/vnd.in-toto+json",
+            "payload": base64.b64encode(stmt).decode(),
+            "signatures": [{"sig": "AAAA"}],
+        }
+    ).encode()
+    with closing(StatementPrefetch(tmp_path, workers=1, min_size=1)) as pre:
+        pre.member_extracted(_blob(tmp_path, envelope), len(envelope))
+        assert pre.lookup(stmt) is not None  # keyed by sha256(payload), not the file's name
 
 
 def test_verify_reports_the_same_with_and_without_workers(
