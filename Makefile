@@ -36,6 +36,8 @@ lint: venv
 
 typecheck: venv
 	$(VENV)/bin/mypy --strict dhi_offline
+	$(VENV)/bin/mypy --strict tests
+	$(VENV)/bin/mypy --strict benchmarks
 
 unit: venv
 	$(VENV)/bin/pytest -q
@@ -64,8 +66,13 @@ clean:
 
 # Benchmarks: runs every benchmarks/bench_*.py; each prints its figures (docs/performance.md).
 .PHONY: bench
+# Each benchmark appends its issue-13 target lines ("target N (...): figure: met|NOT met")
+# to bundles/bench-targets.txt; they are printed together at the end.
+BENCH_TARGETS := $(CURDIR)/bundles/bench-targets.txt
 bench: venv system-deps
-	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+	@set -e; mkdir -p bundles; rm -f $(BENCH_TARGETS); \
+	for b in benchmarks/bench_*.py; do echo "== $$b"; DHI_BENCH_TARGETS=$(BENCH_TARGETS) $(PY) $$b; done; \
+	echo "== targets (issue 13), also in $(BENCH_TARGETS)"; cat $(BENCH_TARGETS)
 
 # Mutation campaign against valid bundles (tests/adversarial/mutate.py; figures in
 # docs/security.md): `make fuzz N=10000 SEED=1`. Exits 1 on any crash or acceptance of a

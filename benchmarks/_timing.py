@@ -179,6 +179,24 @@ def cached_file(path: Path, build: Callable[[Path], object]) -> Path:
     return path
 
 
+# ----------------------------------------------------------------- targets
+
+TARGETS_ENV = "DHI_BENCH_TARGETS"
+"""A file each benchmark appends its target lines to; ``make bench`` prints it last."""
+
+
+def report_target(number: int, what: str, figure: str, met: bool) -> str:
+    """Print one target line, ``target N (WHAT): FIGURE: met|NOT met``, and append it to
+    the file ``$DHI_BENCH_TARGETS`` names, if any; returns the line."""
+    line = f"target {number} ({what}): {figure}: {'met' if met else 'NOT met'}"
+    print(line)
+    path = os.environ.get(TARGETS_ENV)
+    if path:
+        with Path(path).open("a", encoding="utf-8") as out:
+            out.write(line + "\n")
+    return line
+
+
 # ----------------------------------------------------------------- running the CLI
 
 
@@ -200,7 +218,7 @@ def installed_env(env: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def cli_env(work: Path) -> dict[str, str]:
-    """An environment with an empty trust store, archive and state of its own, and
+    """An environment with an empty trust store, evidence archive and state of its own, and
     bytecode cached as an installed wheel has it (:func:`installed_env`)."""
     env = installed_env()
     env["DHI_OFFLINE_CONFIG_DIR"] = str(work / "cli-config")

@@ -438,9 +438,11 @@ def run_export(argv: list[str], work: Path, name: str, rekor: RekorDouble) -> Ex
 
     out = work / f"{name}.dhi.tar.zst"
     stdout, stderr = io.StringIO(), io.StringIO()
-    originals = export_cmd.RegistryClient, export_cmd.RekorClient
-    export_cmd.RegistryClient = Counting  # type: ignore[misc]
-    export_cmd.RekorClient = TimedRekor  # type: ignore[misc]
+    # The CLI module's own names are replaced (it imported the classes), and put back.
+    patched: dict[str, type] = {"RegistryClient": Counting, "RekorClient": TimedRekor}
+    originals = {attr: getattr(export_cmd, attr) for attr in patched}
+    for attr, cls in patched.items():
+        setattr(export_cmd, attr, cls)
     rekor_before = len(rekor.requests)
     try:
         with (
@@ -458,7 +460,8 @@ def run_export(argv: list[str], work: Path, name: str, rekor: RekorDouble) -> Ex
             seconds = time.perf_counter() - started
             cpu = time.process_time() - cpu
     finally:
-        export_cmd.RegistryClient, export_cmd.RekorClient = originals  # type: ignore[misc]
+        for attr, original in originals.items():
+            setattr(export_cmd, attr, original)
     summary = json.loads(stdout.getvalue()) if stdout.getvalue().strip() else {}
     bundle = out.read_bytes() if out.exists() else b""
     out.unlink(missing_ok=True)

@@ -42,7 +42,14 @@ BENCH_DIR = Path(__file__).resolve().parent
 if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))  # bench_export and _timing, however this is run
 
-from _timing import cli_env, dhi_offline_cli, fmt_mb, print_machine, run_child  # noqa: E402
+from _timing import (  # noqa: E402
+    cli_env,
+    dhi_offline_cli,
+    fmt_mb,
+    print_machine,
+    report_target,
+    run_child,
+)
 from bench_export import (  # noqa: E402
     LOG_TIME,
     SPDX,
@@ -247,9 +254,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"limit {FLAT_RATIO}x; export {big['export_max_rss'] / small['export_max_rss']:.2f}x)",
     ]
     print("\n".join(lines))
+    report_target(
+        5,
+        f"scale, {n_att} attestations exported from the loopback registries and verified",
+        f"export {big['export_s']} s ({fmt_mb(big['export_max_rss'])}), verify "
+        f"{big['verify_s']} s ({fmt_mb(big['verify_max_rss'])}), verdict {big['verify_verdict']}",
+        big["export_verified"] == n_att and big["verify_verdict"] == "PASS",
+    )
+    report_target(
+        5,
+        f"scale, verify memory flat ({n_images} vs {n_small} images within {FLAT_RATIO}x)",
+        f"{big['verify_max_rss'] / small['verify_max_rss']:.2f}x "
+        f"(export {big['export_max_rss'] / small['export_max_rss']:.2f}x)",
+        flat,
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
-    return 0 if flat else 1
+    # A target not met is a figure, not a failure: `make bench` goes on to the next.
+    return 0
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ from _timing import (
     print_machine,
     print_table,
     profile,
+    report_target,
     run_child,
     verify_argv,
 )
@@ -329,8 +330,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"in-process 1 worker: {rate['own/disk'] / floor_rate:.3f}")
     two = "own2/disk" if "own2/disk" in med else "own/disk"
     proc = "cli2/disk" if "cli2/disk" in med else "cli/disk"
-    print(f"in-process 2 workers: {rate[two] / floor_rate:.3f} (target 0.5x {met(two, 0.5)})")
-    print(f"process: {rate[proc] / floor_rate:.3f} (target 0.35x {met(proc, 0.35)})")
+    on = "2 cores" if two == "own2/disk" else "1 core"
+    report_target(
+        4,
+        f"many small attestations in-process, {on}, >= 0.5x the 1-core P-256 rate",
+        f"{rate[two] / floor_rate:.3f}x ({rate[two]:,.0f}/s vs {floor_rate:,.0f}/s)",
+        rate[two] >= 0.5 * floor_rate,
+    )
+    report_target(
+        4,
+        f"many small attestations, dhi-offline verify process, {on}, >= 0.35x",
+        f"{rate[proc] / floor_rate:.3f}x ({rate[proc]:,.0f}/s)",
+        rate[proc] >= 0.35 * floor_rate,
+    )
     figures = {
         "machine": m,
         "attestations": n,

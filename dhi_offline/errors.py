@@ -94,13 +94,19 @@ class InclusionProofError(TransparencyLogError):
 
 
 class ConsistencyProofError(TransparencyLogError):
-    """An RFC 6962 consistency proof does not link two tree heads."""
+    """An RFC 6962 consistency proof does not link two tree heads.
+
+    Its step is ``consistency proof`` on the export side; the evidence bundle plan reports the
+    bundle's proofs as ``4 consistency`` (``dhi_offline/verify/bundle.py``)."""
 
     step = Step.CONSISTENCY_PROOF
 
 
 class CheckpointError(TransparencyLogError):
-    """A checkpoint (signed note) is malformed, unsigned or does not match the proof."""
+    """A checkpoint (signed note) is malformed, unsigned or does not match the proof.
+
+    Its step is ``checkpoint`` for a log entry's proof; the evidence bundle plan reports the
+    checkpoints a bundle carries as ``4 checkpoint`` (``dhi_offline/verify/bundle.py``)."""
 
     step = Step.CHECKPOINT
 
@@ -195,7 +201,7 @@ class SizeLimitError(RegistryError):
 
 
 class BundleFormatError(VerificationError):
-    """An evidence bundle (``.dhi.tar.zst``) is not a well-formed format-v1 archive."""
+    """An evidence bundle (``.dhi.tar.zst``) is not a well-formed format-v1 bundle."""
 
     step = Step.BUNDLE_FORMAT
 
@@ -209,7 +215,7 @@ class ManifestSignatureError(BundleFormatError):
 class MemberIntegrityError(BundleFormatError):
     """A bundle member is unlisted, missing, duplicated, or differs from the manifest."""
 
-    step = Step.BUNDLE_MEMBER
+    step = Step.BUNDLE_MEMBERS
 
 
 class BundleLimitError(BundleFormatError):

@@ -6,10 +6,13 @@ subclass, the ``step`` of each :class:`~dhi_offline.verify.result.Check` and of 
 :class:`~dhi_offline.verify.result.Refusal`. The values are the strings printed, so a
 ``Step`` compares, hashes, formats and serialises exactly like that string.
 
-Numbered values label the checks of the bundle plan (``docs/trust.md``) as they pass;
-unnumbered values name the typed error that refused the evidence. ``docs/verification.md``
-("Step names") lists every member, in this order; ``tests/test_steps.py`` keeps the two,
-and the plans in ``docs/trust.md`` and ``docs/verification.md``, from drifting apart.
+A numbered value is a step of the evidence bundle plan (``docs/trust.md``), by the plan's number:
+the same name labels its check when it passes and its refusal when it fails. Unnumbered
+values name the typed error of code that more than one plan shares (the single-bundle
+plan that also verifies each attestation, the TUF chain, the export side).
+``docs/verification.md`` ("Step names") lists every member, in this order;
+``tests/test_steps.py`` keeps the two, and the plans in ``docs/trust.md`` and
+``docs/verification.md``, from drifting apart.
 """
 
 from __future__ import annotations
@@ -24,31 +27,31 @@ class Step(StrEnum):
     VERIFICATION = "verification"
     """Fallback of :class:`~dhi_offline.errors.VerificationError` (no plan step given)."""
 
-    # The bundle plan (dhi_offline/verify/bundle.py), steps 1-3: bundle/reader.py.
-    ARCHIVE = "1-3 archive"
-    """Check: bundle structure, limits and member hashes all passed."""
-    BUNDLE_FORMAT = "bundle format"
-    """Refusal: the archive is not a well-formed format-v1 bundle."""
-    BUNDLE_LIMITS = "bundle limits"
-    """Refusal: a size, count, window or compression-ratio limit was exceeded."""
-    BUNDLE_SIGNATURE_CHECK = "2 bundle signature"
-    """Check: the manifest is signed by a pinned exporter key."""
-    BUNDLE_SIGNATURE = "bundle signature"
-    """Refusal: the manifest is unsigned, or not by a pinned exporter key."""
-    BUNDLE_MEMBER = "bundle member"
-    """Refusal: a member is unlisted, missing, duplicated or differs from the manifest."""
+    # The evidence bundle plan (dhi_offline/verify/bundle.py), steps 1-3: bundle/reader.py.
+    BUNDLE_FORMAT = "1 bundle format"
+    """Check and refusal: a well-formed evidence bundle (zstd frame, tar headers, paths,
+    manifest)."""
+    BUNDLE_LIMITS = "1 bundle limits"
+    """Check and refusal: sizes, counts, zstd window and compression ratio within limits."""
+    BUNDLE_SIGNATURE = "2 bundle signature"
+    """Check and refusal: the manifest is signed by a pinned exporter key."""
+    BUNDLE_MEMBERS = "3 bundle members"
+    """Check and refusal: every member listed once, none missing, size and SHA-256 as signed."""
 
     # Step 4: freshness and history.
     TUF = "TUF"
-    """Refusal: the bundle's Sigstore TUF chain does not verify from the pinned root."""
+    """Refusal: the bundle's Sigstore TUF chain does not verify from the pinned root (also
+    ``trust update-root``, and the export side)."""
     EXPIRY = "4 expiry"
     """Check and refusal: the bundle has not expired at the reference time."""
     ROLLBACK = "4 rollback"
     """Check and refusal: the sequence is not lower than the last one imported."""
-    CHECKPOINT_CHECK = "4 checkpoint"
-    """Check: a carried checkpoint is signed by its log."""
-    CONSISTENCY_CHECK = "4 consistency"
-    """Check: a carried consistency proof links the checkpoint seen before to this one."""
+    BUNDLE_CHECKPOINT = "4 checkpoint"
+    """Check and refusal: a checkpoint the bundle carries is well-formed and signed by its
+    log."""
+    BUNDLE_CONSISTENCY = "4 consistency"
+    """Check and refusal: the bundle's consistency proofs verify, and link the checkpoint
+    seen before to this one (a different tree of the same size is a fork)."""
 
     # Steps 5 and 6: recorded in the report, never a refusal of the whole bundle.
     IMAGE = "5 image"
@@ -77,9 +80,8 @@ class Step(StrEnum):
     INCLUSION_PROOF = "inclusion proof"
     """Refusal: an RFC 6962 inclusion proof does not lead to the stated root."""
     CHECKPOINT = "checkpoint"
-    """Refusal: a checkpoint is malformed, unsigned or does not match its proof."""
-    CONSISTENCY_PROOF = "consistency proof"
-    """Refusal: a consistency proof does not link two tree heads, or the log forked."""
+    """Refusal: a log entry's checkpoint is malformed, unsigned or not its proof's (also the
+    export side, checking what a log serves)."""
     TIMESTAMP = "timestamp"
     """Refusal: an RFC 3161 timestamp is invalid, or too few verified times."""
     CERTIFICATE = "certificate"
@@ -92,6 +94,9 @@ class Step(StrEnum):
     """Refusal: a key, log or authority was used outside the time it was trusted for."""
 
     # Other plans.
+    CONSISTENCY_PROOF = "consistency proof"
+    """Refusal: a log cannot prove one tree head extends another, or forked (export side;
+    on the host, the bundle's proofs are step ``4 consistency``)."""
     ARCHIVE_INTEGRITY = "archive integrity"
     """Refusal: the evidence archive was changed after it was written (archive/store.py)."""
     INSTALLER_FILES = "installer files"

@@ -80,8 +80,27 @@ def test_every_verification_error_names_a_step() -> None:
         assert cls("x").one_line() == f"{cls.step.value}: x"
 
 
+def test_a_bundle_plan_step_has_one_name_passing_or_refusing() -> None:
+    numbered = {s for s in Step if s.value[0].isdigit()}
+    refusals = (
+        errors.BundleFormatError,
+        errors.BundleLimitError,
+        errors.ManifestSignatureError,
+        errors.MemberIntegrityError,
+        errors.ExpiredBundleError,
+        errors.RollbackError,
+    )
+    assert all(cls.step in numbered for cls in refusals)
+    # No unnumbered twin of a numbered step, but a log entry's checkpoint (step 3 of the
+    # single-bundle plan, inside step 6) is another step than the bundle's (step 4).
+    twins = {s.value.split(" ", 1)[1] for s in numbered} & {s.value for s in Step}
+    assert twins == {"checkpoint"}
+
+
 def test_steps_print_as_their_value() -> None:
-    assert f"{Step.ROLLBACK}" == str(Step.ROLLBACK) == "4 rollback" == Step.ROLLBACK
+    # A StrEnum member equals its value, which mypy does not know.
+    rollback: str = Step.ROLLBACK
+    assert f"{Step.ROLLBACK}" == str(Step.ROLLBACK) == "4 rollback" == rollback
     assert errors.SignatureError("m", step=Step.DSSE).one_line() == "DSSE: m"
 
 

@@ -286,7 +286,7 @@ class Archive:
         except FileNotFoundError:
             return []
         except (OSError, UnicodeDecodeError) as e:
-            raise InputError(f"cannot read the archive log {self.log_path}: {e}") from e
+            raise InputError(f"cannot read the evidence archive log {self.log_path}: {e}") from e
         out: list[LogLine] = []
         for n, raw in enumerate(text.splitlines()):
             try:

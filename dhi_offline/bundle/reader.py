@@ -2,36 +2,41 @@
 
 The archive is untrusted until its manifest signature verifies, and each member is
 untrusted until its SHA-256 matches the signed manifest. :func:`open_bundle` reads the
-file once, front to back, and performs these steps in order (the same order as
-``docs/format.md``, section "Reading"); each raises a typed error whose ``step`` (a
-:class:`~dhi_offline.steps.Step`, printed first on the one-line message) names the check.
-Together they are steps 1-3 of the bundle plan, reported as ``1-3 archive`` when they
-pass. The steps named below are those of ``BundleFormatError`` (``bundle format``),
-``BundleLimitError`` (``bundle limits``), ``ManifestSignatureError`` (``bundle
-signature``) and ``MemberIntegrityError`` (``bundle member``):
+file once, front to back, and performs steps 1-3 of the bundle plan (``docs/trust.md``):
+1 the archive's format and limits, 2 the manifest signature, 3 the members. Step 1 runs
+throughout, so the checks below are labelled by plan step and, within it, by letter, in
+the order they run (the same order as ``docs/format.md``, section "Reading"). Each raises
+a typed error whose ``step`` (a :class:`~dhi_offline.steps.Step`, printed first on the
+one-line message) is the name the report gives that step when it passes:
+``BundleFormatError`` ``1 bundle format``, ``BundleLimitError`` ``1 bundle limits``,
+``ManifestSignatureError`` ``2 bundle signature``, ``MemberIntegrityError`` ``3 bundle
+members``:
 
-  (0) the file opens and starts with a zstd frame header that declares its content
-      size, a content checksum and a window within limits; the declared size and the
-      ratio to the file size are within limits (a zstd bomb is refused before
-      anything is inflated)                           -> InputError (exit 2) / ``bundle limits``
-  (1) while inflating, the inflated size and the running compression ratio stay
-      within limits, and the frame ends exactly at the end of the file
-                                                      -> ``bundle limits`` / ``bundle format``
-  (2) every tar header is a canonical USTAR header of a regular file with a valid
-      name; links, devices, directories, pax/GNU headers are refused before any data
-      is read                                         -> ``bundle format``
-  (3) the first two members are manifest.json and manifest.sig.json, each within
-      max_manifest_size                               -> ``bundle format`` / ``bundle limits``
-  (4) the signature verifies with a TRUSTED exporter key (looked up by keyid, never
-      taken from the archive), BEFORE anything is parsed or extracted
-                                                      -> ``bundle signature``
-  (5) the manifest parses strictly, was signed by the key it names, and its member
-      count and sizes are within limits              -> ``bundle format`` / ``bundle limits``
-  (6) every further member is listed, appears once, in path order, with the listed
-      size (checked from the header, before its data), and its SHA-256 matches
-      while it streams into ``dest``                  -> ``bundle member``
-  (7) the archive ends with zero blocks only, and every listed member was seen
-                                                      -> ``bundle format`` / ``bundle member``
+  (1a) the file opens and starts with a zstd frame header that declares its content
+       size, a content checksum and a window within limits; the declared size and the
+       ratio to the file size are within limits (a zstd bomb is refused before
+       anything is inflated)                          -> InputError (exit 2) /
+                                                         ``1 bundle format`` / ``1 bundle limits``
+  (1b) while inflating, the inflated size and the running compression ratio stay
+       within limits, and the frame ends exactly at the end of the file
+                                                      -> ``1 bundle limits`` / ``1 bundle format``
+  (1c) every tar header is a canonical USTAR header of a regular file with a valid
+       name; links, devices, directories, pax/GNU headers are refused before any data
+       is read                                        -> ``1 bundle format``
+  (1d) the first two members are manifest.json and manifest.sig.json, each within
+       max_manifest_size                              -> ``1 bundle format`` / ``1 bundle limits``
+  (2a) the signature verifies with a TRUSTED exporter key (looked up by keyid, never
+       taken from the archive), BEFORE anything is parsed or extracted
+                                                      -> ``2 bundle signature``
+  (1e) the manifest parses strictly                  -> ``1 bundle format``
+  (2b) the manifest names the key that signed it     -> ``2 bundle signature``
+  (1f) its member count and sizes are within limits  -> ``1 bundle limits``
+  (3a) every further member is listed, appears once, with the listed size (checked
+       from the header, before its data), and its SHA-256 matches while it streams
+       into ``dest``                                  -> ``3 bundle members``
+       (out of path order, over max_member_size       -> ``1 bundle format`` / ``1 bundle limits``)
+  (1g) the archive ends with zero blocks only        -> ``1 bundle format``
+  (3b) every listed member was seen                  -> ``3 bundle members``
 
 With a ``memory_budget``, members of at most ``memory_member_max`` bytes are kept in
 memory (hashed and checked the same way) while the budget lasts, instead of being
@@ -84,16 +89,20 @@ _MAX_FRAME_HEADER: Final = 18  # magic 4 + descriptor 1 + window 1 + dict id 4 +
 class Limits:
     """What a reader accepts from an untrusted bundle. Every field must be positive."""
 
-    max_members: int = 100_000
-    """Members the manifest may list (the manifest and its signature not counted)."""
+    max_members: int = 400_000
+    """Members the manifest may list (the manifest and its signature not counted). A
+    bundle lists about 5.5 members per attestation: 40,000 attestations (2,000 images x
+    2 platforms x 10) take ~218,000."""
     max_member_size: int = 1 * _GiB
     """Largest single listed member, in bytes."""
     max_total_size: int = 4 * _GiB
     """Largest inflated tar stream (headers, data and padding), in bytes."""
     max_ratio: int = 200
     """Largest inflated/compressed size ratio; real bundles measure about 10."""
-    max_manifest_size: int = 16 * _MiB
-    """Largest ``manifest.json`` and, separately, ``manifest.sig.json``."""
+    max_manifest_size: int = 64 * _MiB
+    """Largest ``manifest.json`` and, separately, ``manifest.sig.json``. Read whole, and
+    its signature checked before it is parsed, so an untrusted bundle costs at most this
+    much memory here; a signed manifest takes ~975 bytes per attestation (40,000: 39 MB)."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -269,7 +278,7 @@ class _Inflater:
         while remaining:
             data = self.read(min(remaining, _CHUNK))
             if not data:
-                raise BundleFormatError(f"archive ends inside {what} (truncated)")
+                raise BundleFormatError(f"tar stream ends inside {what} (truncated)")
             parts.append(data)
             remaining -= len(data)
         return b"".join(parts)
@@ -311,7 +320,7 @@ class _TarStream:
         return b"".join(self.data(header))
 
     def _check_end(self) -> None:
-        # (7) Two zero blocks, then only zeros up to a record boundary, then the frame
+        # (1g) Two zero blocks, then only zeros up to a record boundary, then the frame
         # ends: nothing unsigned can hide after the archive.
         second = self._in.read_exact(tarformat.BLOCK, "the tar end-of-archive marker")
         self.offset += tarformat.BLOCK
@@ -398,7 +407,7 @@ class _Extractor:
 
 @contextlib.contextmanager
 def _inflate(path: Path, limits: Limits, *, require_content_size: bool) -> Iterator[_Inflater]:
-    # (0) Open the file; the frame header checks run in _Inflater.__init__.
+    # (1a) Open the file; the frame header checks run in _Inflater.__init__.
     try:
         # O_NONBLOCK: a FIFO must not hang the open; it is refused as not a regular file.
         fh = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
@@ -425,7 +434,7 @@ def _inflate(path: Path, limits: Limits, *, require_content_size: bool) -> Itera
 def _read_fixed_member(tar: _TarStream, expected: str, limits: Limits, position: str) -> bytes:
     header = tar.next_header()
     if header is None:
-        raise BundleFormatError(f"the archive ends before its {position} member {expected}")
+        raise BundleFormatError(f"the tar stream ends before its {position} member {expected}")
     if header.path != expected:
         raise BundleFormatError(f"the {position} member must be {expected}, found {header.path!r}")
     if header.size > limits.max_manifest_size:
@@ -494,12 +503,12 @@ def open_bundle(
     try:
         with _inflate(path, limits, require_content_size=True) as inflater:
             tar = _TarStream(inflater)
-            # (3) The manifest and its signature come first, size-capped, in memory.
+            # (1d) The manifest and its signature come first, size-capped, in memory.
             manifest_bytes = _read_fixed_member(tar, layout.MANIFEST, limits, "first")
             sig_bytes = _read_fixed_member(tar, layout.MANIFEST_SIGNATURE, limits, "second")
-            # (4) Verify before parsing: the strict parser only ever sees signed bytes.
+            # (2a) Verify before parsing: the strict parser only ever sees signed bytes.
             signer = verify_manifest_signature(sig_bytes, manifest_bytes, trusted_exporters)
-            # (5)
+            # (1e), (2b), (1f)
             manifest = BundleManifest.from_json(manifest_bytes)
             if manifest.exporter_key_id != signer.key_id:
                 raise ManifestSignatureError(
@@ -511,7 +520,7 @@ def open_bundle(
             _check_manifest_limits(manifest, limits)
             extractor.write(layout.MANIFEST, iter((manifest_bytes,)))
             extractor.write(layout.MANIFEST_SIGNATURE, iter((sig_bytes,)))
-            # (6)
+            # (3a), (1g), (3b)
             memory = _Memory(memory_budget, memory_member_max)
             _extract_members(tar, manifest, extractor, limits, memory, on_extracted=on_extracted)
             return OpenedBundle(
@@ -586,11 +595,11 @@ def _extract_members(
             )
         if on_extracted is not None and path not in memory.members:
             on_extracted(path, size)
-    # (7) The end of the archive was verified by next_header(); now completeness.
+    # (1g) The end of the archive was verified by next_header(); now (3b) completeness.
     missing = sorted(listed.keys() - seen)
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise MemberIntegrityError(f"member {missing[0]!r}{more} listed but not in the archive")
+        raise MemberIntegrityError(f"member {missing[0]!r}{more} listed but not in the bundle")
 
 
 def inspect_bundle(path: Path, *, limits: Limits | None = None) -> BundleManifest:

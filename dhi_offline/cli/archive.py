@@ -33,7 +33,10 @@ from dhi_offline.report._common import headline
 from dhi_offline.report.archive_html import ArchivePage, render_archive_html
 from dhi_offline.report.documents import archive_verify_document, dumps
 
-app = typer.Typer(help="Imported bundles, receipts and the hash-chained log.", no_args_is_help=True)
+app = typer.Typer(
+    help="The evidence archive: imported bundles, receipts and the hash-chained log.",
+    no_args_is_help=True,
+)
 H_ARCHIVE = "Evidence archive directory (default: the user data directory)."
 ArchiveDirOpt = Annotated[Path | None, typer.Option("--archive", help=H_ARCHIVE)]
 
@@ -89,7 +92,7 @@ def verify_archive(
     output: ListFormatOpt = ListFormat.text,
 ) -> None:
     """Check the log's hash chain, every receipt and kept bundle, files the log does not
-    name, and the head. Exit 1 when anything was changed, 2 when there is no archive."""
+    name, and the head. Exit 1 when anything was changed, 2 when there is no evidence archive."""
     archive = _archive(archive_dir)
     try:
         check = archive.verify(expect_head=expect_head)
@@ -114,7 +117,7 @@ def report(
         Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")
     ] = None,
 ) -> None:
-    """Summarise every attempt (verifying the archive first)."""
+    """Summarise every attempt (verifying the evidence archive first)."""
     archive = _archive(archive_dir)
     with HtmlTarget.prepare(html) as target:
         check = archive.verify()
@@ -163,7 +166,7 @@ def reverify(
     policy: PolicyOpt = "dhi-default",
     output: ListFormatOpt = ListFormat.text,
 ) -> None:
-    """Re-run the full plan on archived bundles with the trust pinned now, and report
+    """Re-run the full plan on kept evidence bundles with the trust pinned now, and report
     drift from what was recorded: a key since distrusted, a policy that now fails, a
     checkpoint that no longer links. Exit 1 when anything drifted."""
     archive = _archive(archive_dir)

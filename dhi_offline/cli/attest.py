@@ -1,6 +1,7 @@
 """``dhi-offline attest``: the offline twin of ``docker scout attest list/get``.
 
-Both commands verify the whole bundle first and print only attestations that verified.
+Both commands verify the whole evidence bundle first and print only attestations that
+verified.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from dhi_offline.verify.bundle import VerifiedEvidenceBundle
 from dhi_offline.verify.policy import ALIASES
 from dhi_offline.verify.result import ImageView
 
-app = typer.Typer(help="List and read verified attestations of a bundle.", no_args_is_help=True)
+app = typer.Typer(
+    help="List and read verified attestations of an evidence bundle.", no_args_is_help=True
+)
 
 
 def _verified(
@@ -66,7 +69,7 @@ def _images(verified: VerifiedEvidenceBundle, image: str) -> list[ImageView]:
     images = [i for i in verified.report.images if _names(image, i.reference, i.digest)]
     if not images:
         known = ", ".join(i.reference for i in verified.report.images)
-        raise UsageError(f"image {image!r} is not in the bundle (it has: {known})")
+        raise UsageError(f"image {image!r} is not in the evidence bundle (it has: {known})")
     return images
 
 
@@ -78,7 +81,7 @@ def _check_platform(images: list[ImageView], image: str, platform: str | None) -
         close = [n for n in names if n.split("/")[1:2] == [platform] or n.endswith("/" + platform)]
         hint = f"; did you mean {close[0]}?" if close else ""
         raise UsageError(
-            f"platform {platform} is not in the bundle for {image} "
+            f"platform {platform} is not in the evidence bundle for {image} "
             f"(it has: {', '.join(names) or 'none'}){hint}"
         )
 

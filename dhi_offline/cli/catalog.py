@@ -30,22 +30,28 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
 the order --help lists them."""
 
 SUMMARIES: dict[str, str] = {
-    "export": "Collect images, attestations, log proofs and keys into one signed bundle.",
-    "verify": "Verify a bundle offline and apply policy; record nothing.",
-    "import": ("Verify a bundle, then keep it, a receipt and a hash-chained log line as evidence."),
-    "inspect": "Show what a bundle claims to contain, WITHOUT verifying it.",
-    "attest": "List and read verified attestations of a bundle.",
+    "export": "Collect images, attestations, log proofs and keys into one signed evidence bundle.",
+    "verify": "Verify an evidence bundle offline and apply policy; record nothing.",
+    "import": (
+        "Verify an evidence bundle, then keep it, a receipt and a hash-chained log line in "
+        "the evidence archive."
+    ),
+    "inspect": "Show what an evidence bundle claims to contain, WITHOUT verifying it.",
+    "attest": "List and read verified attestations of an evidence bundle.",
     "trust": "Pinned exporter and publisher keys of this host.",
-    "archive": "Imported bundles, receipts and the hash-chained log.",
+    "archive": "The evidence archive: imported bundles, receipts and the hash-chained log.",
     "policy": "Built-in policies: list them, print one to copy.",
     "keys": "Exporter signing keys.",
     "sigstore": "Verify single sigstore bundles offline (sigstore-conformance protocol).",
-    "demo": "Publish a sample image, export it to a bundle, verify it with no network.",
+    "demo": "Publish a sample image, export it to an evidence bundle, verify it with no network.",
     "doctor": "Show where state lives and what is trusted, and why; checks nothing else.",
     "push": (
-        "Verify a bundle, then push its evidence and the site's signed verdict to a registry."
+        "Verify an evidence bundle, then push its evidence and the site's signed verdict to a "
+        "registry."
     ),
-    "pull": ("Fetch a bundle that ``push`` stored in a registry; verify it offline afterwards."),
+    "pull": (
+        "Fetch an evidence bundle that ``push`` stored in a registry; verify it offline afterwards."
+    ),
     "admission-config": (
         "Write what an admission enforcer needs to admit only images whose site signature "
         "verifies and whose VSA says PASSED with no unsafe switch."

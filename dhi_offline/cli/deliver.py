@@ -55,7 +55,9 @@ def _client(insecure: list[str] | None) -> RegistryClient:
 def push(
     bundle: Annotated[
         Path | None,
-        typer.Argument(metavar="[BUNDLE]", help="The .dhi.tar.zst bundle (or --from-archive N)."),
+        typer.Argument(
+            metavar="[BUNDLE]", help="The evidence bundle (.dhi.tar.zst), or --from-archive N."
+        ),
     ] = None,
     to: Annotated[
         str,
@@ -91,11 +93,12 @@ def push(
         typer.Option(
             "--bundle-repository",
             metavar="REGISTRY/REPO",
-            help="Where the bundle artifact goes (default: --to + /dhi-offline/bundles).",
+            help="Where the evidence bundle artifact goes (default: --to + /dhi-offline/bundles).",
         ),
     ] = None,
     no_bundle: Annotated[
-        bool, typer.Option("--no-bundle", help="Do not store the bundle itself as an artifact.")
+        bool,
+        typer.Option("--no-bundle", help="Do not store the evidence bundle itself as an artifact."),
     ] = False,
     trust_exporter: TrustExporterOpt = None,
     trust_publisher: TrustPublisherOpt = None,
@@ -107,7 +110,8 @@ def push(
     insecure_registry: InsecureOpt = None,
     output: ListFormatOpt = ListFormat.text,
 ) -> None:
-    """Verify a bundle, then push its evidence and the site's signed verdict to a registry.
+    """Verify an evidence bundle, then push its evidence and the site's signed verdict to a
+    registry.
 
     Exit 0: every image was there, everything verified and passed policy, all written.
     1: refused, a platform failed (its VSA says FAILED, no signature), or images missing.
@@ -215,18 +219,21 @@ def _summary(console: Console, report: PushReport, verdict: str) -> None:
 def pull(
     reference: Annotated[
         str,
-        typer.Argument(metavar="REF", help="REGISTRY/REPO:TAG or @DIGEST of a pushed bundle."),
+        typer.Argument(
+            metavar="REF", help="REGISTRY/REPO:TAG or @DIGEST of a pushed evidence bundle."
+        ),
     ],
     output: Annotated[
         Path,
-        typer.Option("-o", "--output", help="Where to write the bundle file."),
+        typer.Option("-o", "--output", help="Where to write the evidence bundle."),
     ],
     insecure_registry: InsecureOpt = None,
     output_format: ListFormatOpt = ListFormat.text,
 ) -> None:
-    """Fetch a bundle that ``push`` stored in a registry; verify it offline afterwards.
+    """Fetch an evidence bundle that ``push`` stored in a registry; verify it offline
+    afterwards.
 
-    Exit 0: written. 2: usage, not a bundle artifact, registry or write error.
+    Exit 0: written. 2: usage, not an evidence bundle artifact, registry or write error.
     """
     ref = parse_reference(reference)
     if not isinstance(ref, Reference):

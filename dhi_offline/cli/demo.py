@@ -2,8 +2,8 @@
 
 1. Publish: a two-platform sample image with DHI-style signed attestations (tests, SBOM,
    provenance, vulnerabilities, VEX) is written to a local OCI layout.
-2. Export: the layout is exported to a signed bundle, as on a connected machine.
-3. Verify: the bundle is verified in a network namespace with no network at all
+2. Export: the layout is exported to a signed evidence bundle, as on a connected machine.
+3. Verify: the evidence bundle is verified in a network namespace with no network at all
    (``unshare -n``, when the host allows it), policy ``dhi-default`` is applied, and the
    text report and a self-contained HTML report are produced.
 """
@@ -46,11 +46,11 @@ def demo(
     workdir: Annotated[
         Path, typer.Option("--workdir", help="Where the demo writes its files.")
     ] = Path("bundles/demo"),
-    output: Annotated[Path, typer.Option("--output", help="The demo bundle.")] = Path(
+    output: Annotated[Path, typer.Option("--output", help="The demo's evidence bundle.")] = Path(
         "bundles/demo.dhi.tar.zst"
     ),
 ) -> None:
-    """Publish a sample image, export it to a bundle, verify it with no network."""
+    """Publish a sample image, export it to an evidence bundle, verify it with no network."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
@@ -70,7 +70,7 @@ def demo(
         f"{len(sample.platforms)} platforms, {sample.attestations} attestations"
     )
 
-    typer.secho("2. export (connected side) -> signed bundle", bold=True)
+    typer.secho("2. export (connected side) -> signed evidence bundle", bold=True)
     pair = generate_keypair(workdir / "exporter")
     now = datetime.now(UTC).replace(microsecond=0)
     result = run_export(

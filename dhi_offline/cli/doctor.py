@@ -1,5 +1,5 @@
-"""``dhi-offline doctor``: which trust store, archive, trusted root and keys a run on this
-host would use, and why (option, environment variable, system-wide mode, or default)."""
+"""``dhi-offline doctor``: which trust store, evidence archive, trusted root and keys a run
+on this host would use, and why (option, environment variable, system-wide mode, or default)."""
 
 from __future__ import annotations
 

@@ -54,8 +54,8 @@ _H_IMAGES = (
     "Image references, oci-layout:DIR[:TAG|@DIGEST] (or oci:DIR as skopeo writes it), "
     "or oci-archive:FILE[:TAG]."
 )
-_H_SIGNING_KEY = "Exporter private key (PEM) that signs the bundle."
-_H_OUTPUT = "Bundle path (default bundles/<name>.dhi.tar.zst)."
+_H_SIGNING_KEY = "Exporter private key (PEM) that signs the evidence bundle."
+_H_OUTPUT = "Evidence bundle path (default bundles/<name>.dhi.tar.zst)."
 # Help is rich markup: a bracket that is not a style tag must be escaped.
 _H_PLATFORM = "OS/ARCH\\[/VARIANT]; repeatable. Default: every platform."
 _H_ATT_FROM = (
@@ -73,7 +73,7 @@ _H_ROOT = "trusted_root.json (default: Sigstore public-good via TUF, else the sh
 _H_REKOR = "Rekor to complete SET-only entries from (default: the log's URL in the trusted root)."
 _H_NO_REKOR = "Do not contact Rekor; SET-only entries stay SET-only."
 _H_INSECURE = "HOST[:PORT] spoken to over plain HTTP; repeatable (loopback is plain HTTP already)."
-_H_EXPIRES = "Bundle lifetime, e.g. 30d, 12h."
+_H_EXPIRES = "Evidence bundle lifetime, e.g. 30d, 12h."
 _H_ALLOW = "UNSAFE: pack evidence that failed verification, flagged as such."
 _H_JOBS = f"Images fetched at once, 1-{MAX_JOBS} (1: one after another). Same bundle either way."
 DEFAULT_JOBS = 8
@@ -231,7 +231,7 @@ def export(
         typer.Option("--tuf-root-from", metavar="N", help="First TUF root version to carry."),
     ] = 1,
 ) -> None:
-    """Collect images, attestations, log proofs and keys into one signed bundle.
+    """Collect images, attestations, log proofs and keys into one signed evidence bundle.
 
     Exit 0 when everything verified, 1 when some evidence failed verification (it is
     left out unless --allow-unverified), 2 for usage or registry errors.
@@ -397,11 +397,11 @@ ARCHIVE_PREFIX = "oci-archive:"
 def _unpacked(text: str, into: Path, originals: dict[str, str]) -> str:
     """``oci-archive:FILE[:TAG]`` (a tar of an OCI layout, as skopeo writes it) unpacked
     into ``into`` and given back as ``oci-layout:DIR[:TAG]``; other references as they
-    are. The bundle records the ``oci-archive:`` reference, unless ``--name``.
+    are. The evidence bundle records the ``oci-archive:`` reference, unless ``--name``.
 
     Raises:
         InputError: the file is not a readable tar, or holds links, devices or paths
-            outside the archive (tarfile's ``data`` filter).
+            outside the OCI archive (tarfile's ``data`` filter).
     """
     if not text.startswith(ARCHIVE_PREFIX):
         return text
@@ -498,7 +498,7 @@ def keys_generate(
         Path, typer.Option("--output", help="PREFIX: writes PREFIX.pem (0600) and PREFIX.pub.")
     ],
 ) -> None:
-    """Generate an ECDSA P-256 key pair for signing bundles."""
+    """Generate an ECDSA P-256 key pair for signing evidence bundles."""
     pair = generate_keypair(output)
     typer.echo(
         f"private key: {pair.private_key} (mode 0600)\n"

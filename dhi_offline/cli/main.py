@@ -152,7 +152,7 @@ def _root(
         bool,
         typer.Option(
             "--system",
-            help="Use the host-wide trust store and archive (/etc/dhi-offline, "
+            help="Use the host-wide trust store and evidence archive (/etc/dhi-offline, "
             "/var/lib/dhi-offline; DHI_OFFLINE_SYSTEM=1).",
         ),
     ] = False,

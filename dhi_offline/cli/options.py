@@ -33,7 +33,10 @@ hidden_json = Annotated[
 ]
 
 BundleArg = Annotated[
-    Path, typer.Argument(help="The .dhi.tar.zst bundle.", metavar="BUNDLE", show_default=False)
+    Path,
+    typer.Argument(
+        help="The evidence bundle (.dhi.tar.zst).", metavar="BUNDLE", show_default=False
+    ),
 ]
 TrustExporterOpt = Annotated[
     list[Path] | None,
@@ -62,7 +65,7 @@ TrustBundleKeysOpt = Annotated[
     bool,
     typer.Option(
         "--trust-bundle-keys",
-        help="UNSAFE: also trust the publisher keys and trusted root the bundle carries.",
+        help="UNSAFE: also trust the publisher keys and trusted root the evidence bundle carries.",
     ),
 ]
 PolicyOpt = Annotated[

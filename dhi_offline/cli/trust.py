@@ -39,7 +39,7 @@ def add(
         typer.Option(
             "--role",
             metavar="exporter|publisher",
-            help="exporter (signs bundles) or publisher (signs attestations).",
+            help="exporter (signs evidence bundles) or publisher (signs attestations).",
         ),
     ],
     name: Annotated[
@@ -114,7 +114,8 @@ def distrust(
 @app.command("update-root")
 def update_root(
     bundle: Annotated[
-        Path, typer.Argument(help="A bundle exported with --tuf-metadata.", metavar="BUNDLE")
+        Path,
+        typer.Argument(help="An evidence bundle exported with --tuf-metadata.", metavar="BUNDLE"),
     ],
     staging: Annotated[
         bool, typer.Option("--staging", help="The Sigstore staging TUF repository.")
@@ -122,10 +123,10 @@ def update_root(
     at: AtOpt = None,
     trust_exporter: TrustExporterOpt = None,
 ) -> None:
-    """Pin a new Sigstore trusted root carried in a bundle, after verifying the bundle's
-    signature and the TUF chain from the TUF root this host pinned (first: the one
-    shipped). Later verifications without --trusted-root use it. Nothing is pinned on
-    failure."""
+    """Pin a new Sigstore trusted root carried in an evidence bundle, after verifying the
+    bundle's exporter signature and the TUF chain from the TUF root this host pinned
+    (first: the one shipped). Later verifications without --trusted-root use it. Nothing
+    is pinned on failure."""
     config = default_config_dir()
     trust = build_trust(
         config_dir=config,
@@ -158,7 +159,10 @@ def update_root(
 @app.command("bundle-keys")
 def bundle_keys(
     bundle: Annotated[
-        Path, typer.Argument(help="The .dhi.tar.zst bundle.", metavar="BUNDLE", show_default=False)
+        Path,
+        typer.Argument(
+            help="The evidence bundle (.dhi.tar.zst).", metavar="BUNDLE", show_default=False
+        ),
     ],
     write: Annotated[
         Path | None,
@@ -168,9 +172,10 @@ def bundle_keys(
     ] = None,
     trust_exporter: TrustExporterOpt = None,
 ) -> None:
-    """Show the publisher keys a bundle carries and how they differ from the keys this host
-    pins (the bundle's exporter signature is verified first). Nothing is pinned: compare
-    a key's fingerprint with the publisher's, then 'trust add' the file --write made."""
+    """Show the publisher keys an evidence bundle carries and how they differ from the keys
+    this host pins (the bundle's exporter signature is verified first). Nothing is pinned:
+    compare a key's fingerprint with the publisher's, then 'trust add' the file --write
+    made."""
     trust = build_trust(
         config_dir=default_config_dir(),
         trust_exporter=trust_exporter or [],

@@ -119,7 +119,7 @@ def verify(
     html: HtmlOpt = None,
     archive_dir: ArchiveOpt = None,
 ) -> None:
-    """Verify a bundle offline and apply policy; record nothing.
+    """Verify an evidence bundle offline and apply policy; record nothing.
 
     Exit 0: verified and policy passed (``PASS``, or ``UNSAFE-PASS`` with an unsafe
     switch). 1: refused, verification or policy failed (the report is still written).
@@ -165,11 +165,13 @@ def import_(
         bool,
         typer.Option(
             "--again",
-            help="Import a bundle already in the archive once more (the new line says so).",
+            help="Import once more a bundle the evidence archive already holds (the new "
+            "line says so).",
         ),
     ] = False,
 ) -> None:
-    """Verify a bundle, then keep it, a receipt and a hash-chained log line as evidence.
+    """Verify an evidence bundle, then keep it, a receipt and a hash-chained log line in
+    the evidence archive.
 
     Every attempt is recorded: PASS, FAIL and bundles refused at steps 1-4 (kept in the
     archive's quarantine). Only a passing import advances the rollback state. A bundle
@@ -231,7 +233,7 @@ def _already(done: session.ImportResult, archive: Archive, output: ReportFormat)
 
 
 def inspect(bundle: BundleArg, output: ListFormatOpt = ListFormat.text) -> None:
-    """Show what a bundle claims to contain, WITHOUT verifying it."""
+    """Show what an evidence bundle claims to contain, WITHOUT verifying it."""
     from dhi_offline.report.documents import dumps, inspect_document  # noqa: PLC0415
 
     manifest = inspect_bundle(bundle)

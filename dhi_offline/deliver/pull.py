@@ -58,13 +58,13 @@ def bundle_descriptor(data: bytes, what: str) -> tuple[Descriptor, dict[str, str
             f"expected {names.BUNDLE_ARTIFACT_TYPE})"
         )
     if layer is None:
-        raise InputError(f"{what}: a bundle artifact has exactly one layer")
+        raise InputError(f"{what}: an evidence bundle artifact has exactly one layer")
     if layer.media_type != layout.MEDIA_TYPE:
         raise InputError(
             f"{what}: layer media type {layer.media_type!r}, expected {layout.MEDIA_TYPE}"
         )
     if layer.size > MAX_BUNDLE_SIZE:
-        raise InputError(f"{what}: bundle of {layer.size} bytes is over the limit")
+        raise InputError(f"{what}: evidence bundle of {layer.size} bytes is over the limit")
     annotations = doc.get("annotations")
     ann = (
         {k: v for k, v in annotations.items() if isinstance(v, str)}

@@ -63,6 +63,7 @@ from dhi_offline.oci.client import RegistryClient
 from dhi_offline.oci.content import referrers_tag
 from dhi_offline.oci.mediatypes import Descriptor
 from dhi_offline.verify.bundle import VerifiedEvidenceBundle
+from dhi_offline.verify.layouts.buildkit import BuildKit
 
 Status = Literal["pushed", "present", "missing", "different", "skipped", "revoked", "conflict"]
 
@@ -304,7 +305,7 @@ def _publisher_evidence(
     for plat in target.view.platforms:
         for view in plat.attestations:
             record = records.get(view.id)
-            if record is None or not view.verified or record.layout == "buildkit":
+            if record is None or not view.verified or record.layout == BuildKit.name:
                 continue  # BuildKit attestations travel inside the index itself
             manifests = [(record.manifest, "attestation")] + [
                 (s.manifest, "signature") for s in record.signatures

@@ -13,6 +13,12 @@ Layouts (see ``docs/format.md``):
   attestation stored as a referrer by ``cosign attest --registry-referrers-mode``);
 - ``sigstore-bundle``: a sigstore bundle stored as a referrer (cosign 3, GitHub);
 - ``buildkit``: an unsigned BuildKit attestation manifest inside the image index.
+
+Each layout's name is declared once, in its module under ``dhi_offline/verify/layouts/``,
+and registered in one place: ``LAYOUTS`` in ``dhi_offline/verify/layouts/__init__.py``
+hands the names to :func:`register_layout_names`. This module (below ``verify/`` in
+the package layering) checks record files against those names when it parses them: an
+unknown layout is refused at parse time, before anything is verified.
 """
 
 from __future__ import annotations
@@ -20,18 +26,47 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from dhi_offline.encoding import loads_json, require_dict, require_int, require_str
 from dhi_offline.errors import MalformedEvidenceError
 
-Layout = Literal["dhi-scout", "cosign-att", "sigstore-bundle", "buildkit"]
-LAYOUTS: frozenset[str] = frozenset({"dhi-scout", "cosign-att", "sigstore-bundle", "buildkit"})
 EVIDENCE_VERSION = 1
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_LAYOUT_NAMES: set[str] = set()
+"""The layouts a record may name, as registered by ``dhi_offline.verify.layouts``."""
+
+
+def register_layout_names(names: Iterable[str]) -> None:
+    """Accept records of the layouts ``names`` (called by the layout registry only).
+
+    Raises:
+        ValueError: a name is not a non-empty string.
+    """
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"an evidence layout needs a non-empty name, not {name!r}")
+        _LAYOUT_NAMES.add(name)
+
+
+def layout_names() -> frozenset[str]:
+    """The layouts a record may name (empty until ``dhi_offline.verify.layouts`` is
+    imported)."""
+    return frozenset(_LAYOUT_NAMES)
+
+
+def _check_layout(layout: str) -> str:
+    if layout in _LAYOUT_NAMES:
+        return layout
+    if not _LAYOUT_NAMES:  # a caller that never imported the registry: a bug, not evidence
+        raise RuntimeError(
+            "no evidence layout is registered: import dhi_offline.verify.layouts "
+            "before parsing evidence records"
+        )
+    raise MalformedEvidenceError(f"unknown attestation layout {layout!r}")
 
 
 class BlobStore(Protocol):
@@ -143,7 +178,8 @@ class AttestationRecord:
     """One attestation of one image platform, as found at export time."""
 
     id: str
-    layout: Layout
+    layout: str
+    """The name of the layout that stores it (one of :func:`layout_names`)."""
     image: str
     """Digest of the image as referenced (index or single manifest)."""
     platform: str | None
@@ -180,12 +216,13 @@ class AttestationRecord:
         """Parse one record strictly.
 
         Raises:
-            MalformedEvidenceError: missing or ill-typed fields.
+            MalformedEvidenceError: missing or ill-typed fields, or a layout no module
+                registered.
+            RuntimeError: no layout is registered at all (the caller never imported
+                ``dhi_offline.verify.layouts``).
         """
         d = require_dict(obj, what="attestation record")
-        layout = require_str(d.get("layout"), what="record.layout")
-        if layout not in LAYOUTS:
-            raise MalformedEvidenceError(f"unknown attestation layout {layout!r}")
+        layout = _check_layout(require_str(d.get("layout"), what="record.layout"))
         sigs_obj = d.get("signatures", [])
         if not isinstance(sigs_obj, list):
             raise MalformedEvidenceError("record.signatures: expected a list")
@@ -203,7 +240,7 @@ class AttestationRecord:
         problem = d.get("exporterProblem")
         return cls(
             id=require_str(d.get("id"), what="record.id"),
-            layout=layout,  # type: ignore[arg-type]
+            layout=layout,
             image=require_str(d.get("image"), what="record.image"),
             platform=platform if isinstance(platform, str) else None,
             subject=require_str(d.get("subject"), what="record.subject"),
@@ -244,7 +281,8 @@ class EvidenceIndex:
         """Parse the evidence index strictly.
 
         Raises:
-            MalformedEvidenceError: unknown version or malformed records.
+            MalformedEvidenceError: unknown version or malformed records (a record of
+                an unknown layout among them).
         """
         doc = require_dict(loads_json(data, what="evidence index"), what="evidence index")
         if doc.get("version") != EVIDENCE_VERSION:

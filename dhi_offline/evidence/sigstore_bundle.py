@@ -97,7 +97,9 @@ class SigstoreBundle:
         if self.message_signature is not None:
             return self.message_signature.signature
         if self.envelope is None:
-            raise MalformedEvidenceError("bundle has neither a message signature nor an envelope")
+            raise MalformedEvidenceError(
+                "sigstore bundle has neither a message signature nor an envelope"
+            )
         return self.envelope.signatures[0].sig
 
     @property
@@ -139,7 +141,9 @@ def parse_bundle(data: bytes) -> SigstoreBundle:
         chain = require_dict(vm["x509CertificateChain"], what="x509CertificateChain")
         items = chain.get("certificates")
         if not isinstance(items, list) or not items:
-            raise MalformedEvidenceError("expected a non-empty certificate chain in the bundle")
+            raise MalformedEvidenceError(
+                "expected a non-empty certificate chain in the sigstore bundle"
+            )
         certs = [_cert(c, f"x509CertificateChain.certificates[{i}]") for i, c in enumerate(items)]
     else:
         certs = [_cert(vm["certificate"], "certificate")]

@@ -22,6 +22,7 @@ from dhi_offline.tlog.rekor_client import entry_to_bundle_tlog_entry, parse_log_
 from dhi_offline.trust.keyring import Keyring
 from dhi_offline.trust.trusted_root import TrustedRoot
 from dhi_offline.verify.layouts import AttestationResult, annotation
+from dhi_offline.verify.layouts.dhi_scout import DhiScout
 from dhi_offline.verify.layouts.interface import layer_with_digest
 from dhi_offline.verify.sigstore import Artifact, verify_sigstore_bundle
 
@@ -41,7 +42,7 @@ def sigstore_bundles(
     out: dict[str, bytes] = {}
     for result in verified:
         record = result.record
-        if record.layout != "dhi-scout" or result.key_id is None:
+        if record.layout != DhiScout.name or result.key_id is None:
             continue
         key_entry = keyring.by_id(result.key_id)
         if key_entry is None:

@@ -23,6 +23,7 @@ from dhi_offline.archive.store import Archive, History, LogLine
 from dhi_offline.encoding import format_rfc3339, parse_rfc3339
 from dhi_offline.errors import DhiError, InputError, UsageError, VerificationError
 from dhi_offline.host.tufroot import pin_from_bundle, trust_through_bundle
+from dhi_offline.steps import Step
 from dhi_offline.trust.tuf_state import TufResult
 from dhi_offline.verify.attestation import AttestationResult
 from dhi_offline.verify.bundle import (
@@ -463,6 +464,19 @@ def reverify(
     return out
 
 
+_EARLIER_REFUSAL_STEPS: dict[str, Step] = {
+    "bundle format": Step.BUNDLE_FORMAT,
+    "bundle limits": Step.BUNDLE_LIMITS,
+    "bundle signature": Step.BUNDLE_SIGNATURE,
+    "bundle member": Step.BUNDLE_MEMBERS,
+    "checkpoint": Step.BUNDLE_CHECKPOINT,
+    "consistency proof": Step.BUNDLE_CONSISTENCY,
+}
+"""Refusal step recorded by receipts of earlier versions (report schema 1) -> its name
+now, so ``archive reverify`` does not call a renamed step drift. Those versions refused a
+whole bundle at ``checkpoint`` or ``consistency proof`` only in step 4."""
+
+
 def drift(receipt: dict[str, Any], outcome: Outcome) -> tuple[str, ...]:
     """How a re-verification differs from what the receipt recorded."""
     out: list[str] = []
@@ -471,7 +485,8 @@ def drift(receipt: dict[str, Any], outcome: Outcome) -> tuple[str, ...]:
         out.append(f"verdict {recorded} -> {outcome.verdict}")
     if isinstance(outcome, Refusal):
         was = receipt.get("refused")
-        if not isinstance(was, dict) or was.get("step") != outcome.step:
+        was_at = was.get("step") if isinstance(was, dict) else None
+        if _EARLIER_REFUSAL_STEPS.get(str(was_at), was_at) != outcome.step:
             out.append(f"refused now at step {outcome.step}: {outcome.reason}")
         return tuple(out)
     before = {str(c) for c in receipt.get("failedChecks") or []}

@@ -64,7 +64,7 @@ def tuf_members(opened: OpenedBundle) -> TufMembers | None:
         return None
     for fixed in (layout.TUF_TIMESTAMP, layout.TUF_SNAPSHOT, layout.TUF_TARGETS):
         if fixed not in paths:
-            raise TufError(f"the bundle carries TUF metadata but not {fixed}")
+            raise TufError(f"the evidence bundle carries TUF metadata but not {fixed}")
     roots: dict[int, bytes] = {}
     files: dict[str, bytes] = {}
     for path in paths:
@@ -149,7 +149,9 @@ def update_root(
     opened = _open(bundle, trust, workdir, None)
     members = tuf_members(opened)
     if members is None:
-        raise InputError(f"bundle {bundle} carries no TUF metadata (export it with --tuf-metadata)")
+        raise InputError(
+            f"evidence bundle {bundle} carries no TUF metadata (export it with --tuf-metadata)"
+        )
     before = store.load(instance)
     result = run_chain(members, before, at=at)
     return RootUpdate(before=before, after=store.save(instance, result, now=now), result=result)

@@ -2,11 +2,12 @@
 
 One reference time (``--at`` or now) is used for every check. The plan, in order:
 
-1. Stream the archive with limits (member count, member and total size, compression
-   ratio), refusing absolute paths, ``..``, links, devices, duplicates and members the
-   manifest does not list (``bundle/reader.py``).
+1. Stream the bundle file with limits (member count, member and total size, compression
+   ratio), refusing absolute paths, ``..``, links, devices and members out of order
+   (``bundle/reader.py``).
 2. The manifest signature, by a pinned exporter key; before anything else is extracted.
-3. Every member's size and sha256 against the manifest, while streaming.
+3. Every member listed in the manifest, present once, its size and sha256 as listed,
+   while streaming.
 4. Freshness and history: the bundle has not expired; its sequence is not lower than the
    last one imported from the same exporter (rollback), unless ``--allow-rollback``,
    which is recorded; every checkpoint is signed by its log, and consistent with the
@@ -22,10 +23,13 @@ One reference time (``--at`` or now) is used for every check. The plan, in order
 
 Steps 1-4 refuse the whole bundle (an exception naming the step); steps 5-7 record each
 failure in the report, so one bad attestation is reported next to the good ones, and
-any failure makes the verdict FAIL. Every step name is a :class:`~dhi_offline.steps.Step`:
-a passed check is labelled ``1-3 archive``, ``2 bundle signature``, ``4 expiry``,
-``4 rollback``, ``4 checkpoint``, ``4 consistency``, ``5 image`` or ``6 attestation``;
-a refusal names its error's step (``docs/verification.md``, "Step names").
+any failure makes the verdict FAIL. Every step name is a :class:`~dhi_offline.steps.Step`,
+and a step of this plan has one name, numbered, whether it passes or refuses:
+``1 bundle format``, ``1 bundle limits``, ``2 bundle signature``, ``3 bundle members``,
+``4 expiry``, ``4 rollback``, ``4 checkpoint``, ``4 consistency``, ``5 image``,
+``6 attestation``. The other refusals are ``TUF`` (step 4's TUF chain, which
+``host/tufroot.py`` checks before this module runs) and ``evidence format`` (a malformed
+evidence index); every name is in ``docs/verification.md``, "Step names".
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import dataclasses
 import hashlib
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -250,7 +254,7 @@ def _verify_bundle_file(
         f"shipped publisher key {d} is distrusted on this host" for d in trust.distrusted
     )
 
-    # (1)-(3): archive limits, manifest signature by a pinned exporter key, members.
+    # (1)-(3): bundle format and limits, manifest signature by a pinned exporter key, members.
     def exporter(key_id: str) -> PublicKey | None:
         found = trust.exporters.get(key_id)
         return found[1] if found else None
@@ -274,10 +278,20 @@ def _verify_bundle_file(
     )
     manifest = opened.manifest
     exporter_name = trust.exporters[opened.signer.key_id][0]
-    checks.append(Check(Step.ARCHIVE, "bundle structure, limits and member hashes", "passed"))
-    checks.append(
-        Check(Step.BUNDLE_SIGNATURE_CHECK, f"signed by exporter {exporter_name}", "passed")
-    )
+    checks += [
+        Check(
+            Step.BUNDLE_FORMAT,
+            f"format version {manifest.format_version}: zstd frame, tar headers, manifest",
+            "passed",
+        ),
+        Check(Step.BUNDLE_LIMITS, "sizes, counts and compression ratio within limits", "passed"),
+        Check(Step.BUNDLE_SIGNATURE, f"signed by exporter {exporter_name}", "passed"),
+        Check(
+            Step.BUNDLE_MEMBERS,
+            f"{len(manifest.members)} members, each listed once, size and SHA-256 as signed",
+            "passed",
+        ),
+    ]
     unsafe.extend(unsafe_after_signature(manifest, options))
 
     # (4): expiry, rollback, checkpoint consistency.
@@ -533,6 +547,22 @@ def _bundle_keys(
     return publishers, root
 
 
+@contextlib.contextmanager
+def _refusing_as(step: Step) -> Iterator[None]:
+    """Refusals raised inside are refusals of ``step`` of this plan.
+
+    The checkpoint and consistency code is shared with the single-bundle plan and the
+    export side, so it raises under its own step names (``checkpoint``, ``consistency
+    proof``, ``evidence format``); here each is the step that checks and reports it.
+    """
+    try:
+        yield
+    except VerificationError as e:
+        if e.step == step:
+            raise
+        raise type(e)(e.message, step=step) from e
+
+
 def _check_checkpoints(
     opened: OpenedBundle,
     root: TrustedRoot,
@@ -540,7 +570,8 @@ def _check_checkpoints(
     checks: list[Check],
     warnings: list[str],
 ) -> dict[str, str]:
-    """Step 4: checkpoints signed, and consistent with those seen before."""
+    """Step 4: checkpoints signed (``4 checkpoint``), and consistent with those seen
+    before (``4 consistency``); a refusal names the one of the two that failed."""
     found: dict[str, str] = {}
     links: dict[str, list[ConsistencyRecord]] = {}
     for member in opened.manifest.members:
@@ -552,39 +583,50 @@ def _check_checkpoints(
         ):
             continue
         log_id_hex = parts[1]
+        step = Step.BUNDLE_CHECKPOINT if parts[2] == "checkpoint.txt" else Step.BUNDLE_CONSISTENCY
         if not _LOG_ID.fullmatch(log_id_hex):
-            raise CheckpointError(f"{member.path}: {log_id_hex!r} is not a log id (64 hex digits)")
+            raise CheckpointError(
+                f"{member.path}: {log_id_hex!r} is not a log id (64 hex digits)", step=step
+            )
         # Size is checked from the signed manifest before anything is read.
         limit = MAX_CHECKPOINT_LENGTH if parts[2] == "checkpoint.txt" else 4 * MAX_CHECKPOINT_LENGTH
         if member.size > limit:
-            raise CheckpointError(f"{member.path} is {member.size} bytes, more than {limit}")
+            raise CheckpointError(
+                f"{member.path} is {member.size} bytes, more than {limit}", step=step
+            )
         data = opened.read_bytes(member.path)
         if parts[2] == "checkpoint.txt":
             try:
                 found[log_id_hex] = data.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise CheckpointError(f"{member.path} is not valid UTF-8") from e
+                raise CheckpointError(f"{member.path} is not valid UTF-8", step=step) from e
         else:
-            links.setdefault(log_id_hex, []).append(ConsistencyRecord.from_json_bytes(data))
+            with _refusing_as(step):
+                record = ConsistencyRecord.from_json_bytes(data)
+            links.setdefault(log_id_hex, []).append(record)
     verified: dict[str, str] = {}
     for log_id_hex, note in found.items():
         logs = [t for t in root.tlog_by_id(bytes.fromhex(log_id_hex)) if t.key is not None]
         if not logs:
             raise CheckpointError(
-                f"checkpoint of log {log_id_hex[:16]}…, which the trusted root does not know"
+                f"checkpoint of log {log_id_hex[:16]}…, which the trusted root does not know",
+                step=Step.BUNDLE_CHECKPOINT,
             )
         log = logs[0]
-        new = parse_checkpoint(note)
-        verify_checkpoint(new, log)
-        for link in links.get(log_id_hex, []):
-            verify_consistency_record(link, log)
-        seen_note = options.seen_checkpoints.get(log_id_hex)
-        if seen_note is not None:
-            seen = parse_checkpoint(seen_note)
+        with _refusing_as(Step.BUNDLE_CHECKPOINT):
+            new = parse_checkpoint(note)
+            verify_checkpoint(new, log)
+        with _refusing_as(Step.BUNDLE_CONSISTENCY):
+            for link in links.get(log_id_hex, []):
+                verify_consistency_record(link, log)
+            seen_note = options.seen_checkpoints.get(log_id_hex)
+            seen = parse_checkpoint(seen_note) if seen_note is not None else None
+        if seen is not None:
             if seen.tree_size == new.tree_size and seen.root_hash != new.root_hash:
                 raise ConsistencyProofError(
                     f"log {log.base_url} shows a different tree of size {new.tree_size} "
-                    "than the one imported before: the log forked"
+                    "than the one imported before: the log forked",
+                    step=Step.BUNDLE_CONSISTENCY,
                 )
             if seen.tree_size < new.tree_size:
                 linked = any(
@@ -596,7 +638,7 @@ def _check_checkpoints(
                 if linked:
                     checks.append(
                         Check(
-                            Step.CONSISTENCY_CHECK,
+                            Step.BUNDLE_CONSISTENCY,
                             f"{log.base_url}: {seen.tree_size} -> {new.tree_size}",
                             "passed",
                         )
@@ -607,7 +649,7 @@ def _check_checkpoints(
                         f"{seen.tree_size}) to this one ({new.tree_size}); consistency not checked"
                     )
         checks.append(
-            Check(Step.CHECKPOINT_CHECK, f"{log.base_url} tree size {new.tree_size}", "passed")
+            Check(Step.BUNDLE_CHECKPOINT, f"{log.base_url} tree size {new.tree_size}", "passed")
         )
         if seen_note is None or parse_checkpoint(seen_note).tree_size <= new.tree_size:
             verified[log_id_hex] = note

@@ -15,7 +15,8 @@ from dhi_offline.steps import Step
 from dhi_offline.verify.policy import Violation
 
 CheckStatus = Literal["passed", "failed", "skipped"]
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2
+"""Version 2: the bundle plan's steps have one numbered name each (``docs/report-schema.md``)."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,8 @@ class Check:
     """One check of the verification plan, as run."""
 
     step: Step
-    """The plan step, e.g. ``2 bundle signature`` (:attr:`Step.BUNDLE_SIGNATURE_CHECK`)."""
+    """The plan step, e.g. ``2 bundle signature`` (:attr:`Step.BUNDLE_SIGNATURE`), the same
+    name a refusal at that step has."""
     name: str
     status: CheckStatus
     message: str = ""

@@ -154,14 +154,16 @@ def verify_sigstore_bundle(
     if bundle.is_keyless:
         if key is not None:
             raise KeyMismatchError(
-                "bundle is signed with a certificate, but a public key was given"
+                "sigstore bundle is signed with a certificate, but a public key was given"
             )
         reject_root_in_chain(bundle.certificates)
         leaf = bundle.certificates[0]
         signing_key = from_crypto(leaf.public_key())
     else:
         if key is None:
-            raise KeyMismatchError("bundle is signed with a key, but no public key was given")
+            raise KeyMismatchError(
+                "sigstore bundle is signed with a key, but no public key was given"
+            )
         signing_key = key
 
     # (2): the signature over the content.
@@ -173,7 +175,9 @@ def verify_sigstore_bundle(
         if ms.digest_algorithm != "SHA2_256":
             raise MalformedEvidenceError(f"unsupported message digest {ms.digest_algorithm}")
         if ms.digest is not None and not hmac.compare_digest(ms.digest, artifact.sha256):
-            raise SubjectMismatchError("the bundle's message digest is not the artifact's digest")
+            raise SubjectMismatchError(
+                "the sigstore bundle's message digest is not the artifact's digest"
+            )
         signing_key.verify_digest(ms.signature, artifact.sha256)
         content = SignedContent(
             signature=ms.signature,
@@ -185,7 +189,7 @@ def verify_sigstore_bundle(
         env = bundle.envelope
         if env is None:
             raise MalformedEvidenceError(
-                "bundle has neither a message signature nor a DSSE envelope"
+                "sigstore bundle has neither a message signature nor a DSSE envelope"
             )
         verify_envelope(
             env,
@@ -214,7 +218,7 @@ def verify_sigstore_bundle(
         if when is not None:
             set_times.append(when)
     if require_tlog and not verified_entries:
-        raise TransparencyLogError("the bundle has no transparency-log entry")
+        raise TransparencyLogError("the sigstore bundle has no transparency-log entry")
 
     # (4): verified time.
     tsa = verify_timestamps(bundle.rfc3161_timestamps, bundle.signature, trusted_root)
@@ -223,7 +227,7 @@ def verify_sigstore_bundle(
         if tsa.rejected:
             raise TimestampError(tsa.rejected[0])
         raise TimestampError(
-            "no verified signing time: the bundle has neither a signed entry timestamp "
+            "no verified signing time: the sigstore bundle has neither a signed entry timestamp "
             "nor an RFC 3161 timestamp"
         )
 
@@ -233,7 +237,7 @@ def verify_sigstore_bundle(
     if leaf is not None:
         if policy is None:
             raise KeyMismatchError(
-                "bundle is signed with a certificate, but a public key was given"
+                "sigstore bundle is signed with a certificate, but a public key was given"
             )
         # At every verified time (the chain verified at the last one names the issuer);
         # without any (require_time=False), now.

@@ -7,11 +7,12 @@ Every entry of :data:`CASES` names a file, says what it attacks and what
 the one-line error must contain. The same table writes ``OUTDIR/README.md`` and drives
 ``tests/adversarial/test_corpus.py``, so the documentation cannot drift from the test.
 
-Bundles that must get past the signature check (step 4 of ``docs/format.md`` section 8)
-are signed with the FIXED test exporter key of ``corpus/keys/``: a test key, published on
-purpose, that signs nothing but this corpus. It is created once (when missing) and
-reused, so regenerating gives byte-identical files (RFC 6979 signatures, fixed times,
-the same zstd settings; ``test_corpus.py`` checks this when the versions match).
+Bundles that must get past the signature check (step 2 of the bundle plan, check 2a of
+``docs/format.md`` section 8) are signed with the FIXED test exporter key of
+``corpus/keys/``: a test key, published on purpose, that signs nothing but this corpus.
+It is created once (when missing) and reused, so regenerating gives byte-identical files
+(RFC 6979 signatures, fixed times, the same zstd settings; ``test_corpus.py`` checks this
+when the versions match).
 
 Bombs are generated streaming: 1 MiB of zeros at a time through one zstd compressor
 (and one SHA-256), so the generator never holds more than a chunk of what a file
@@ -502,12 +503,12 @@ def _rekor_member(name: str) -> str:
     return f"tlog/{REKOR_LOG_ID}/{name}"
 
 
-F = "verification failed: bundle format"
-L = "verification failed: bundle limits"
-M = "verification failed: bundle member"
-S = "verification failed: bundle signature"
+F = "verification failed: 1 bundle format"
+L = "verification failed: 1 bundle limits"
+M = "verification failed: 3 bundle members"
+S = "verification failed: 2 bundle signature"
 EV = "verification failed: evidence format"
-CP = "verification failed: checkpoint"
+CP = "verification failed: 4 checkpoint"
 NOT_ZSTD = E(2, "error: not a zstd-compressed evidence bundle")
 ONLY_REGULAR = "only regular files are allowed"
 
@@ -744,21 +745,21 @@ CASES: tuple[Case, ...] = (
     Case(
         "truncated-tar-mid-header",
         "a complete zstd frame whose tar stops 200 bytes into the third header",
-        E(1, F, "archive ends inside the tar header at offset 3072 (truncated)"),
+        E(1, F, "tar stream ends inside the tar header at offset 3072 (truncated)"),
         UNVERIFIED,
         _tar_cut_in_header,
     ),
     Case(
         "truncated-tar-mid-data",
         "a complete zstd frame whose tar stops in the middle of a member's data",
-        E(1, F, "archive ends inside member 'blobs/sha256/", "(truncated)"),
+        E(1, F, "tar stream ends inside member 'blobs/sha256/", "(truncated)"),
         UNVERIFIED,
         _tar_cut_in_data,
     ),
     Case(
         "tar-no-end-marker",
         "the tar stops right after the last member (no end-of-archive blocks)",
-        E(1, F, "archive ends inside the tar header at offset", "(truncated)"),
+        E(1, F, "tar stream ends inside the tar header at offset", "(truncated)"),
         UNVERIFIED,
         _tar_no_end,
     ),

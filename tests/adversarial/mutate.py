@@ -305,15 +305,15 @@ MUTATORS: dict[str, Callable[[random.Random, Base], tuple[bytes, str]]] = {
 
 def meaning(report: dict[str, Any]) -> dict[str, Any]:
     """The report without what may differ between two files of the same meaning."""
-    doc = json.loads(json.dumps(report))
+    doc: dict[str, Any] = json.loads(json.dumps(report))
     for k in IGNORED:
         doc.get("bundle", {}).pop(k, None)
     return doc
 
 
 def _step(stderr: str) -> str:
-    """The step a one-line refusal names: "dhi-offline: verification failed: bundle
-    member: ..." -> "bundle member"; "dhi-offline: error: not a zstd-compressed ..."
+    """The step a one-line refusal names: "dhi-offline: verification failed: 3 bundle
+    members: ..." -> "3 bundle members"; "dhi-offline: error: not a zstd-compressed ..."
     -> "error: not a zstd-compressed ..." (its first clause)."""
     text = stderr.strip().removeprefix("dhi-offline: ")
     kind, _, rest = text.partition(": ")

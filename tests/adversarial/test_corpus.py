@@ -244,7 +244,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Batch]:
 
 
 def _params(kind: str) -> list[object]:
-    params = []
+    params: list[object] = []
     for case in CASES:
         for command in COMMANDS:
             expect: Expect = getattr(case, command)

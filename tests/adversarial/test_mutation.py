@@ -43,7 +43,10 @@ def test_nothing_left_in_the_temporary_directory(report: dict[str, Any]) -> None
 
 def test_meaning_ignores_only_the_file_identity() -> None:
     doc = {"bundle": {"path": "a", "sha256": "b", "size": 1, "sequence": 3}, "verdict": "PASS"}
-    other = {"bundle": {"path": "x", "sha256": "y", "size": 2, "sequence": 3}, "verdict": "PASS"}
+    other: dict[str, Any] = {
+        "bundle": {"path": "x", "sha256": "y", "size": 2, "sequence": 3},
+        "verdict": "PASS",
+    }
     assert mutate.meaning(doc) == mutate.meaning(other)
     other["bundle"]["sequence"] = 4
     assert mutate.meaning(doc) != mutate.meaning(other)

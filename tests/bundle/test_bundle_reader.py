@@ -382,7 +382,7 @@ CASES: dict[str, Case] = {
     ),
     "out of order": Case(_reordered, BundleFormatError, "out of order"),
     # (7) end
-    "missing member": Case(_missing, MemberIntegrityError, "listed but not in the archive"),
+    "missing member": Case(_missing, MemberIntegrityError, "listed but not in the bundle"),
     "data after end marker": Case(
         _tar_then(b"\x00" * 1024 + b"x" + b"\x00" * 10239),
         BundleFormatError,

@@ -226,7 +226,7 @@ def test_a_bundle_a_reader_would_refuse_is_not_written(
     # whose manifest was over the reader's limit; verify then refused it.
     from dhi_offline.bundle.reader import Limits
 
-    monkeypatch.setattr(writer, "READER_LIMITS", Limits(**limits))  # type: ignore[arg-type]
+    monkeypatch.setattr(writer, "READER_LIMITS", Limits(**limits))
     out = tmp_path / "b.dhi.tar.zst"
     with pytest.raises(UsageError, match=needle):
         write_sample(out, exporter_key)

@@ -121,7 +121,7 @@ def test_unknown_exporter_refusal_in_text_names_no_exporter(site: Site) -> None:
     stranger = ["--trust-exporter", str(site.d / "publisher.pub"), "--trusted-root", str(ROOT)]
     code, out, err = run(["verify", str(site.d / "b1.dhi.tar.zst"), *stranger])
     assert code == 1 and "trusted exporter" in one_line(err)
-    assert out.startswith("FAIL (refused at step bundle signature)")
+    assert out.startswith("FAIL (refused at step 2 bundle signature)")
     assert "not verified: nothing in the bundle is trusted" in out
 
 

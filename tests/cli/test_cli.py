@@ -277,7 +277,8 @@ def test_every_command_is_listed_and_its_help_renders() -> None:
     # Help is rich markup: a stray "[/...]" in a help text crashed `export --help`.
     import typer.main
 
-    from dhi_offline.cli.main import COMMANDS, build_app
+    from dhi_offline.cli.catalog import COMMANDS
+    from dhi_offline.cli.main import build_app
 
     out = io.StringIO()
     with redirect_stdout(out):

@@ -152,7 +152,7 @@ def test_manifest_byte_changed(site: Site) -> None:
         return [(name, data.replace(b'"sequence":1', b'"sequence":9')), *ms[1:]]
 
     bad = repack(site.bundle, site.d / "bad.dhi.tar.zst", edit)
-    assert_refused(site.verify(bad), 1, "bundle signature")
+    assert_refused(site.verify(bad), 1, "2 bundle signature: ")
 
 
 def test_member_changed_or_added(site: Site) -> None:
@@ -162,14 +162,14 @@ def test_member_changed_or_added(site: Site) -> None:
         ]
 
     assert_refused(
-        site.verify(repack(site.bundle, site.d / "c.dhi.tar.zst", change)), 1, "bundle member"
+        site.verify(repack(site.bundle, site.d / "c.dhi.tar.zst", change)), 1, "3 bundle members: "
     )
 
     def add(ms: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
         return [*ms, ("evidence/extra.json", b"{}")]
 
     assert_refused(
-        site.verify(repack(site.bundle, site.d / "a.dhi.tar.zst", add)), 1, "bundle member"
+        site.verify(repack(site.bundle, site.d / "a.dhi.tar.zst", add)), 1, "3 bundle members: "
     )
 
 
@@ -181,7 +181,7 @@ def test_signature_swapped(site: Site) -> None:
         return [ms[0], other_sig, *ms[2:]]
 
     assert_refused(
-        site.verify(repack(site.bundle, site.d / "s.dhi.tar.zst", swap)), 1, "bundle signature"
+        site.verify(repack(site.bundle, site.d / "s.dhi.tar.zst", swap)), 1, "2 bundle signature: "
     )
 
 

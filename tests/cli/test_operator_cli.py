@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from dhi_offline.cli.main import COMMANDS, build_app, main, split_globals
+from dhi_offline.cli.catalog import COMMANDS
+from dhi_offline.cli.main import build_app, main, split_globals
 from dhi_offline.errors import UsageError
 from tests.support.sample import export_argv, make_sample_site, trust_argv
 from tests.support.sample import run_cli as run

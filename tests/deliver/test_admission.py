@@ -78,10 +78,10 @@ def test_kyverno_verifies_the_signature_and_a_passed_safe_vsa(keys: GeneratedKey
     assert attestation["type"] == names.VSA_PREDICATE_TYPE
     for attestors in (verify["attestors"], attestation["attestors"]):
         (entry,) = attestors[0]["entries"]
-        keys = entry["keys"]
-        assert keys["publicKeys"] == pem
-        assert keys["rekor"] == {"ignoreTlog": True}
-        assert keys["ctlog"] == {"ignoreSCT": True}
+        entry_keys = entry["keys"]
+        assert entry_keys["publicKeys"] == pem
+        assert entry_keys["rekor"] == {"ignoreTlog": True}
+        assert entry_keys["ctlog"] == {"ignoreSCT": True}
     (conditions,) = attestation["conditions"]
     checks = {(c["key"], c["operator"], c["value"]) for c in conditions["all"]}
     assert ("{{ verificationResult }}", "Equals", names.PASSED) in checks
@@ -362,7 +362,7 @@ def test_containers_policy_admits_only_what_the_site_signed(site: Site, tmp_path
 
 # -- the YAML writer -----------------------------------------------------------------------------
 
-_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
 _scalars = st.one_of(
     _text,
     st.sampled_from(["yes", "No", "on", "null", "~", "0x1", "1e3", "-", "a: b", "#x", "'q'"]),
@@ -384,7 +384,7 @@ def test_yaml_reads_back_as_written(doc: dict[str, Any]) -> None:
 
 
 def test_yaml_stream_has_every_document() -> None:
-    docs = [{"a": "x\ny\n"}, {"b": [1, {"c": True}]}]
+    docs: list[dict[str, Any]] = [{"a": "x\ny\n"}, {"b": [1, {"c": True}]}]
     assert list(yaml.safe_load_all(to_yaml(*docs))) == docs
 
 

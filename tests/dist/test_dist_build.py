@@ -222,8 +222,8 @@ def test_offline_install_runs_and_verifies_a_demo_bundle(built: Built, tmp_path:
             timeout=120,
         )
 
-    version = offline("--version")
-    assert (version.returncode, version.stdout) == (0, f"dhi-offline {__version__}\n")
+    shown = offline("--version")
+    assert (shown.returncode, shown.stdout) == (0, f"dhi-offline {__version__}\n")
     assert offline("doctor").returncode == 0
     # A demo bundle from the dev venv, verified by the installed tool with no network.
     work, bundle = tmp_path / "demo", tmp_path / "demo.dhi.tar.zst"

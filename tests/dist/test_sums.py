@@ -416,7 +416,8 @@ needs_coreutils = pytest.mark.skipif(
 
 def _install(root: Path, *args: str, python: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HOME": str(root.parent / "home")}
-    env["PYTHON"] = python or getattr(sys, "_base_executable", sys.executable)
+    base_python: str = getattr(sys, "_base_executable", sys.executable)
+    env["PYTHON"] = python or base_python
     prefix = ["--prefix", str(root.parent / "prefix"), "--bindir", str(root.parent / "bin")]
     return subprocess.run(
         ["sh", str(root / "install.sh"), *prefix, *args],

@@ -99,6 +99,7 @@ from tests.export.test_export_registry import (
 from tests.support.publisher import TestPublisher
 from tests.support.registry import (
     Fault,
+    FaultKind,
     FaultProxy,
     ProxyEvent,
     build_image,
@@ -210,7 +211,7 @@ class CampaignProxy(FaultProxy):
         base: Any = super()._handler_class()
         proxy = self
 
-        class Handler(base):  # type: ignore[misc,valid-type]
+        class Handler(base):  # type: ignore[misc]
             disable_nagle_algorithm = True
 
             def _reset(self) -> None:
@@ -317,7 +318,7 @@ class Plan:
         return next((i.gone for i in self.ingredients if i.gone is not None), None)
 
 
-def _share(rng: random.Random, kind: str, what: str, **fault: Any) -> tuple[Fault, str]:
+def _share(rng: random.Random, kind: FaultKind, what: str, **fault: Any) -> tuple[Fault, str]:
     """``fault`` on a share of the requests of a random class: every Nth, or by chance."""
     klass = rng.choice(list(CLASSES))
     if rng.random() < 0.5:
@@ -353,10 +354,10 @@ def draw_ingredient(
         fault, text = _share(rng, "status", f"HTTP {status}", status=status)
         return Ingredient(kind, text, [fault])
     if kind == "429":
-        after = rng.choice(("0", "1", "2", "date"))
-        value = formatdate(time.time() + 1, usegmt=True) if after == "date" else after
+        retry = rng.choice(("0", "1", "2", "date"))
+        value = formatdate(time.time() + 1, usegmt=True) if retry == "date" else retry
         fault, text = _share(
-            rng, "status", f"429 Retry-After {after}", status=429, headers={"Retry-After": value}
+            rng, "status", f"429 Retry-After {retry}", status=429, headers={"Retry-After": value}
         )
         return Ingredient(kind, text, [fault])
     if kind == "odd-retry-after":

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from dhi_offline.host.session import drift
+from dhi_offline.host.session import drift, refusal_receipt
+from dhi_offline.steps import Step
 from dhi_offline.verify.bundle import receipt_for
 from dhi_offline.verify.result import Check
 from tests.report.fixtures import failing_report, passing_report, refusal_report
@@ -18,7 +19,9 @@ def test_same_outcome_no_drift() -> None:
 def test_pass_to_fail_lists_new_failures_violations_and_keys() -> None:
     before = passing_report()
     receipt = receipt_for(before)
-    receipt["publisherKeys"] = [["retired", "f" * 64], *receipt["publisherKeys"]]
+    pinned = receipt["publisherKeys"]
+    assert isinstance(pinned, list)
+    receipt["publisherKeys"] = [["retired", "f" * 64], *pinned]
     after = failing_report()
     out = drift(receipt, after)
     assert out[0] == f"verdict {before.verdict} -> FAIL"
@@ -38,6 +41,16 @@ def test_policy_change_and_refusal() -> None:
         f"refused now at step 4 rollback: {refusal_report().reason}",
     )
     failed_check = dataclasses.replace(
-        report, checks=(*report.checks, Check("4 consistency", "log", "failed", "no link"))
+        report, checks=(*report.checks, Check(Step("4 consistency"), "log", "failed", "no link"))
     )
     assert "newly failing: 4 consistency: log: no link" in drift(receipt, failed_check)
+
+
+def test_a_refusal_step_renamed_since_the_receipt_is_no_drift() -> None:
+    refused = dataclasses.replace(refusal_report(), step=Step.BUNDLE_SIGNATURE)
+    receipt = refusal_receipt(refused)
+    assert drift(receipt, refused) == ()
+    receipt["refused"] = {"step": "bundle signature", "reason": refused.reason}  # schema 1
+    assert drift(receipt, refused) == ()
+    receipt["refused"] = {"step": "bundle member", "reason": refused.reason}
+    assert drift(receipt, refused) == (f"refused now at step 2 bundle signature: {refused.reason}",)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import pytest
@@ -149,7 +148,7 @@ def test_untrusted_exporter_is_refused_before_tuf(site: Path, repo: TufRepo) -> 
             AT,
         ]
     )
-    assert code == 1 and "bundle signature" in err
+    assert code == 1 and "verification failed: 2 bundle signature: " in err
 
 
 def test_bundle_without_tuf_is_an_input_error(site: Path) -> None:
@@ -157,11 +156,3 @@ def test_bundle_without_tuf_is_an_input_error(site: Path) -> None:
     write_sample(plain, EXPORTER)
     code, _, err = _update(site, plain)
     assert code == 2 and "carries no TUF metadata" in err
-
-
-def test_pin_state_is_one_json_document(site: Path, repo: TufRepo) -> None:
-    repo.publish()
-    assert _update(site, _bundle(site, repo, "b.dhi.tar.zst"))[0] == 0
-    doc = json.loads((site / "config" / "tuf" / "production.json").read_text())
-    assert doc["rootVersion"] == 3 and doc["repository"] == "production"
-    assert doc["trustedRoot"].encode() == TRUSTED_ROOT

@@ -147,7 +147,7 @@ def _artifact(exported: Exported, bundle: Path) -> Path:
     index = json.loads((exported.opened.root / "evidence" / "index.json").read_bytes())
     (record,) = [r for r in index["attestations"] if r["id"] == record_id]
     (signature,) = record["signatures"]
-    path = exported.opened.root / "blobs" / "sha256" / signature["layer"].split(":", 1)[1]
+    path: Path = exported.opened.root / "blobs" / "sha256" / signature["layer"].split(":", 1)[1]
     assert path.is_file()
     return path
 

@@ -113,8 +113,8 @@ POINTS: tuple[Point, ...] = (
         "checkpoint-signed",
         "every checkpoint in the bundle is signed by its log",
         "dhi_offline/verify/bundle.py",
-        "        verify_checkpoint(new, log)\n        for link",
-        "        for link",
+        "            verify_checkpoint(new, log)\n        with _refusing_as",
+        "            pass\n        with _refusing_as",
         (BUNDLE_CALLS, CKPT),
     ),
     Point(

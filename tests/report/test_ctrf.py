@@ -23,8 +23,8 @@ def test_root_and_summary(passing: VerificationReport) -> None:
     assert doc["results"]["tool"] == {"name": "dhi-offline", "version": "0.1.0"}
     summary = doc["results"]["summary"]
     assert summary == {
-        "tests": 16,
-        "passed": 15,
+        "tests": 18,
+        "passed": 17,
         "failed": 0,
         "skipped": 1,
         "pending": 0,
@@ -41,7 +41,7 @@ def test_one_test_per_check(passing: VerificationReport) -> None:
     tests = _ctrf(passing)["results"]["tests"]
     assert len(tests) == len(passing.checks)
     first = tests[0]
-    assert first["name"] == "1-3 archive: bundle structure, limits and member hashes"
+    assert first["name"] == "1 bundle format: format version 1: zstd frame, tar headers, manifest"
     assert first["status"] == "passed" and first["duration"] == 0 and "suite" not in first
     per_platform = [t for t in tests if t["name"].startswith("6 attestation: ")]
     assert len(per_platform) == 11

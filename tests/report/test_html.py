@@ -68,7 +68,7 @@ def test_passing_page_shows_what_an_auditor_checks(passing: VerificationReport) 
     assert '<header class="banner pass">' in page
     text = _text(page)
     for expected in (
-        "PASS verified: 15 of 16 checks passed, 1 skipped; policy 'dhi-default': no violation",
+        "PASS verified: 17 of 18 checks passed, 1 skipped; policy 'dhi-default': no violation",
         fx.BUNDLE_SHA256,
         "3.3 MiB (3481207 bytes)",
         "sequence 42",
@@ -96,8 +96,8 @@ def test_passing_page_shows_what_an_auditor_checks(passing: VerificationReport) 
         "88 packages",
         "89 packages",
         "CTRF: results.summary.start is in seconds, not milliseconds",
-        "Checks (16)",
-        "bundle structure, limits and member hashes",
+        "Checks (18)",
+        "format version 1: zstd frame, tar headers, manifest",
         "Archive receipt",
     ):
         assert expected in text, expected
@@ -112,7 +112,7 @@ def test_failing_page(failing: VerificationReport) -> None:
     page = render_html(failing)
     assert page.count("<title>FAIL: ") == 1 and '<header class="banner fail">' in page
     text = _text(page)
-    assert "FAIL 1 of 16 checks failed" in text and "3 policy violations" in text
+    assert "FAIL 1 of 18 checks failed" in text and "3 policy violations" in text
     assert "UNSAFE switches were in force" in text
     assert "--trust-bundle-keys" in text
     assert "allow-unverified: set by the exporter (recorded in the bundle)" in text

@@ -52,7 +52,7 @@ def test_render_json_is_to_json_sorted(
 
 def test_what_a_user_checks(passing: VerificationReport, failing: VerificationReport) -> None:
     ok = json.loads(render_json(passing))
-    assert ok["schemaVersion"] == REPORT_SCHEMA_VERSION == 1
+    assert ok["schemaVersion"] == REPORT_SCHEMA_VERSION == 2
     assert (ok["verdict"], ok["verified"], ok["policyPassed"]) == ("PASS", True, True)
     assert ok["bundle"]["sha256"] == fx.BUNDLE_SHA256
     platforms = ok["images"][0]["platforms"]

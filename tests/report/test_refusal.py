@@ -32,7 +32,7 @@ def test_unsigned_refusal_claims_nothing_from_the_bundle(refused_unsigned: Refus
     assert doc["bundle"]["signatureVerified"] is False
     assert doc["bundle"]["sequence"] is None and doc["trust"]["exporterKeyId"] is None
     out = _text(refused_unsigned)
-    assert out.startswith("FAIL (refused at step bundle signature)")
+    assert out.startswith("FAIL (refused at step 2 bundle signature)")
     assert "\x1b" not in out and "\\x1b[2J" in out
     assert "not verified: nothing in the bundle is trusted" in out
 
@@ -40,7 +40,7 @@ def test_unsigned_refusal_claims_nothing_from_the_bundle(refused_unsigned: Refus
 def test_html_refusal_escapes_the_reason(refused_unsigned: Refusal) -> None:
     page = render_html(refused_unsigned)
     assert "<script>" not in page and "&lt;script&gt;" in page
-    assert "FAIL (refused at step bundle signature)" in page
+    assert "FAIL (refused at step 2 bundle signature)" in page
 
 
 def test_ctrf_refusal_is_one_failed_test(refused: Refusal) -> None:

@@ -30,7 +30,7 @@ def test_passing_verdict_first_and_facts(passing: VerificationReport) -> None:
     head = " ".join(out.split("\n\n")[0].split())  # the verdict line, wrapped at 80
     assert (
         head
-        == "PASS verified: 15 of 16 checks passed, 1 skipped; policy 'dhi-default': no violation"
+        == "PASS verified: 17 of 18 checks passed, 1 skipped; policy 'dhi-default': no violation"
     )
     for expected in (
         fx.BUNDLE_SHA256,
@@ -50,7 +50,7 @@ def test_passing_verdict_first_and_facts(passing: VerificationReport) -> None:
         "CVE-2025-4802",
         "88 packages",
         "89 packages",
-        "Checks: 15 passed, 0 failed, 1 skipped",
+        "Checks: 17 passed, 0 failed, 1 skipped",
         "evidence for linux/amd64 VEX is not in a transparency log",
     ):
         assert expected in out, expected
@@ -79,7 +79,7 @@ def test_failing_verdict_reason_unsafe_and_violations(failing: VerificationRepor
     out = _render(failing)
     assert out.startswith("FAIL")
     head = " ".join(out.split("\n\n")[0].split())
-    assert "1 of 16 checks failed" in head and "3 policy violations" in head
+    assert "1 of 18 checks failed" in head and "3 policy violations" in head
     assert "UNSAFE" in out
     assert "--trust-bundle-keys" in out
     assert "allow-unverified: set by the exporter" in out

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import (
@@ -34,6 +35,10 @@ TRUSTED_ROOT = (
 
 def _signer() -> CryptoSigner:
     return CryptoSigner.generate_ed25519()
+
+
+# Metadata[T] takes one role class, not a union of them.
+_Signed = TypeVar("_Signed", Root, Timestamp, Snapshot, Targets)
 
 
 @dataclass
@@ -65,7 +70,7 @@ class TufRepo:
         self.roots.append(self._sign(root, self.root_signers))
 
     @staticmethod
-    def _sign(signed: Root | Timestamp | Snapshot | Targets, signers: list[CryptoSigner]) -> bytes:
+    def _sign(signed: _Signed, signers: list[CryptoSigner]) -> bytes:
         md = Metadata(signed)
         for s in signers:
             md.sign(s, append=True)

@@ -44,7 +44,7 @@ def record_for(
     subj = subject or p.subject.digest
     return AttestationRecord(
         id=record_id(layout, subj, att.digest, layer),
-        layout=layout,  # type: ignore[arg-type]
+        layout=layout,
         image=p.subject.digest,
         platform="linux/amd64",
         subject=subj,

@@ -19,6 +19,7 @@ from dhi_offline.evidence.predicates import (
 )
 from dhi_offline.verify.policy import (
     Evidence,
+    Policy,
     check_required_platforms,
     evaluate_platform,
     parse_duration,
@@ -70,7 +71,7 @@ def vex(
     }
 
 
-def default_policy():  # type: ignore[no-untyped-def]
+def default_policy() -> Policy:
     data = (resources.files("dhi_offline") / "data" / "policies" / "dhi-default.toml").read_bytes()
     return parse_policy(data, source="dhi-default")
 

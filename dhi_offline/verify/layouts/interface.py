@@ -30,7 +30,6 @@ from dhi_offline.evidence.records import (
     SignatureRef,
     record_id,
 )
-from dhi_offline.evidence.records import Layout as LayoutName
 from dhi_offline.oci.content import Fetched
 from dhi_offline.trust.keyring import Keyring
 from dhi_offline.trust.trusted_root import TrustedRoot
@@ -134,8 +133,9 @@ class Layout(ABC):
     (``dhi_offline/verify/layouts/__init__.py``).
     """
 
-    name: ClassVar[LayoutName]
-    """The ``layout`` of the records it makes (record ids hash it: never rename)."""
+    name: ClassVar[str]
+    """The ``layout`` of the records it makes, declared once, by the subclass (record ids
+    hash it: never rename); ``LAYOUTS`` registers it with ``evidence.records``."""
     in_referrers: ClassVar[bool] = True
     """Whether discovery looks for it among referrer and tagged manifests (BuildKit's
     attestations are found in the image index instead)."""

@@ -10,13 +10,56 @@ import pytest
 
 from dhi_offline.errors import MalformedEvidenceError
 from dhi_offline.evidence import records
+from dhi_offline.evidence.records import AttestationRecord, EvidenceIndex
 from dhi_offline.oci import mediatypes as mt
-from dhi_offline.verify.layouts import LAYOUTS, annotation, layout_named
+from dhi_offline.verify.layouts import LAYOUTS, _registry, annotation, layout_named
+from dhi_offline.verify.layouts.buildkit import BuildKit
 
 
 def test_registry_names_every_record_layout_once() -> None:
-    assert set(LAYOUTS) == records.LAYOUTS
+    assert records.layout_names() == set(LAYOUTS)
+    assert {"dhi-scout", "cosign-att", "sigstore-bundle", "buildkit"} <= set(LAYOUTS)
     assert all(layout.name == name for name, layout in LAYOUTS.items())
+
+
+def test_two_layouts_with_one_name_are_refused() -> None:
+    with pytest.raises(ValueError, match="two evidence layouts are named 'buildkit'"):
+        _registry(BuildKit(), BuildKit())
+
+
+def _index(layout: str) -> bytes:
+    d = "sha256:" + "0" * 64
+    record = AttestationRecord(layout, layout, d, None, d, d, d, None, "test")
+    return EvidenceIndex(attestations=(record,)).to_json_bytes()
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_the_evidence_index_accepts_every_registered_layout(name: str) -> None:
+    assert EvidenceIndex.from_json_bytes(_index(name)).attestations[0].layout == name
+
+
+def test_the_evidence_index_refuses_a_layout_nobody_registered() -> None:
+    with pytest.raises(MalformedEvidenceError, match="unknown attestation layout 'nope'"):
+        EvidenceIndex.from_json_bytes(_index("nope"))
+
+
+def test_the_names_are_registered_by_importing_the_layouts_only() -> None:
+    # evidence/ sits below verify/: it imports no layout, and knows no name until the
+    # registry (verify/layouts/__init__.py) is imported.
+    code = (
+        "import sys\n"
+        "from dhi_offline.evidence import records\n"
+        "print(sorted(m for m in sys.modules if m.startswith('dhi_offline.verify')))\n"
+        "print(sorted(records.layout_names()))\n"
+        "import dhi_offline.verify.layouts\n"
+        "print(sorted(records.layout_names()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [
+        "[]",
+        "[]",
+        str(sorted(LAYOUTS)),
+    ]
 
 
 def test_unknown_layout_is_malformed_evidence() -> None:
