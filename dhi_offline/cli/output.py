@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 from dhi_offline.errors import InputError
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class HtmlTarget:
@@ -28,14 +30,19 @@ class HtmlTarget:
             InputError: the directory is missing, read-only or full (naming ``path``).
         """
         target = cls(path)
-        if path is not None:
-            try:
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-                os.close(fd)
-            except OSError as e:
-                raise InputError(f"cannot write the HTML report {path}: {e.strerror or e}") from e
-            target._tmp = Path(tmp)
         try:
+            if path is not None:
+                # The name is chosen and remembered before the file exists, so a Ctrl-C
+                # at any moment after its creation still removes it (with mkstemp, one
+                # between its open and its return would leave a file nobody knew of).
+                target._tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+                try:
+                    os.close(os.open(target._tmp, _CREATE, 0o600))
+                except OSError as e:
+                    target._tmp = None  # not created (an existing name is not ours)
+                    raise InputError(
+                        f"cannot write the HTML report {path}: {e.strerror or e}"
+                    ) from e
             yield target
         finally:
             if target._tmp is not None:

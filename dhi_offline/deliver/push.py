@@ -724,14 +724,7 @@ def push_verified(
         if opened.has(layout.EVIDENCE)
         else EvidenceIndex(attestations=())
     )
-    blobs = DirectoryBlobStore(
-        opened.root / "blobs",
-        memory={
-            path.removeprefix(layout.BLOBS_PREFIX): data
-            for path, data in opened.memory.items()
-            if path.startswith(layout.BLOBS_PREFIX)
-        },
-    )
+    blobs = DirectoryBlobStore(opened.root / "blobs", memory=opened.unfiled(layout.BLOBS_PREFIX))
     targets = [
         ImageTarget(view, options.destination.name_for(view.reference))
         for view in verified.report.images

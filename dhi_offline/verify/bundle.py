@@ -102,8 +102,12 @@ from dhi_offline.verify.result import (
 
 _LOG_ID = re.compile(r"[0-9a-f]{64}")
 MEMORY_BUDGET = 64 * 1024 * 1024
-"""Bytes of small members (<= 1 MiB each) kept in memory instead of written to the
-work directory: most members are small, and each file costs a creation and a read."""
+"""Bytes of small members (<= :data:`SMALL_MEMBER` each) kept in memory instead of
+written to the work directory: most members are small, and each file costs a creation
+and a read. Small members past the budget are packed into one file (``open_bundle``'s
+``pack``); larger ones are files of their own, which the prefetch workers read."""
+SMALL_MEMBER = 1024 * 1024
+"""The largest member kept in memory or packed."""
 PARALLEL_MIN_ATTESTATIONS = 64
 """Fewer attestations are verified in this process: forking workers costs more."""
 
@@ -273,6 +277,8 @@ def _verify_bundle_file(
         dest=workdir,
         limits=options.limits,
         memory_budget=MEMORY_BUDGET,
+        memory_member_max=SMALL_MEMBER,
+        pack=True,  # past the budget, small members go to one file, not a file each
         on_extracted=prefetch.member_extracted,
         on_signed=signed,
     )
@@ -340,11 +346,7 @@ def _verify_bundle_file(
     # (5)-(7): images, attestations, policy.
     blobs = DirectoryBlobStore(
         opened.root / "blobs",
-        memory={
-            p.removeprefix(layout.BLOBS_PREFIX): data
-            for p, data in opened.memory.items()
-            if p.startswith(layout.BLOBS_PREFIX)
-        },
+        memory=opened.unfiled(layout.BLOBS_PREFIX),
         checked=True,  # open_bundle checked each against the signed manifest
     )
     if opened.has(layout.EVIDENCE):

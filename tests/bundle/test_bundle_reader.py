@@ -413,10 +413,14 @@ CASES: dict[str, Case] = {
 }
 
 
-@pytest.mark.parametrize("budget", [0, 64 * 1024 * 1024], ids=["files", "memory"])
+# Where members go: (memory_budget, pack).
+WHERE = {"files": (0, False), "memory": (64 * 1024 * 1024, False), "pack": (0, True)}
+
+
+@pytest.mark.parametrize("where", sorted(WHERE))
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_refused(tmp_path: Path, exporter_key: Key, other_key: Key, name: str, budget: int) -> None:
-    # Every refusal holds whether members are written out or kept in memory.
+def test_refused(tmp_path: Path, exporter_key: Key, other_key: Key, name: str, where: str) -> None:
+    # Every refusal holds whether members are written out, kept in memory or packed.
     case = CASES[name]
     bundle = case.build(exporter_key, other_key, tmp_path / "b.dhi.tar.zst")
     dest = tmp_path / "dest"
@@ -427,7 +431,8 @@ def test_refused(tmp_path: Path, exporter_key: Key, other_key: Key, name: str, b
             trusted_exporters=trusted(public_key_of(exporter_key)),
             dest=dest,
             limits=case.limits,
-            memory_budget=budget,
+            memory_budget=WHERE[where][0],
+            pack=WHERE[where][1],
         )
     if case.error is BundleFormatError:
         # Structural refusals are not mislabelled as a member or signature problem.
@@ -466,6 +471,48 @@ def test_memory_budget_keeps_small_members_in_memory(tmp_path: Path, exporter_ke
     assert not opened.has("blobs/sha256/" + "0" * 64)
     with pytest.raises(FileNotFoundError):
         opened.read_bytes("blobs/sha256/" + "0" * 64)
+
+
+def test_small_members_past_the_budget_are_packed_into_one_file(
+    tmp_path: Path, exporter_key: Key
+) -> None:
+    big = os.urandom(3000)
+    members = [*sample_members(), (layout.blob_path(hashlib.sha256(big).hexdigest()), big)]
+    bundle = write_sample(tmp_path / "b.dhi.tar.zst", exporter_key, members=members).path
+    small = sorted(p for p, d in members if isinstance(d, bytes) and len(d) <= 100)
+    first = min(len(d) for p, d in members if p == small[0] and isinstance(d, bytes))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    extracted: list[str] = []
+    opened = open_bundle(
+        bundle,
+        trusted_exporters=trusted(public_key_of(exporter_key)),
+        dest=dest,
+        memory_budget=first,  # the first small member in path order, no more
+        memory_member_max=100,
+        pack=True,
+        on_extracted=lambda path, _size: extracted.append(path),
+    )
+    assert sorted(opened.memory) == [small[0]]
+    assert sorted(opened.packed) == small[1:]
+    # One file for all the packed members; the big one is a file of its own, and the
+    # only one the extraction hook hears of (prefetch reads it by path).
+    on_disk = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    big_path = layout.blob_path(hashlib.sha256(big).hexdigest())
+    assert on_disk == sorted([layout.MANIFEST, layout.MANIFEST_SIGNATURE, big_path, reader.PACK])
+    assert extracted == [big_path]
+    assert (dest / reader.PACK).stat().st_size == sum(size for _, size in opened.packed.values())
+    for path, data in members:
+        assert opened.read_bytes(path) == data
+    blobs = opened.unfiled(layout.BLOBS_PREFIX)
+    unfiled = {p.removeprefix(layout.BLOBS_PREFIX) for p in small if p.startswith("blobs/")}
+    assert set(blobs) == unfiled and len(blobs) == len(unfiled)
+    for key in unfiled:
+        assert hashlib.sha256(blobs[key]).hexdigest() == key
+    with pytest.raises(KeyError):
+        blobs[hashlib.sha256(big).hexdigest()]  # a file of its own, not in the view
+    # No member can be named like the pack: a segment never starts with a dot.
+    assert not layout.is_valid_member_path(reader.PACK)
 
 
 def test_memory_budget_is_a_total(tmp_path: Path, exporter_key: Key) -> None:

@@ -29,6 +29,7 @@ from dhi_offline.oci import mediatypes as mt
 from dhi_offline.oci.client import RegistryClient
 from dhi_offline.oci.content import referrers_tag
 from dhi_offline.trust.keys import load_pem
+from dhi_offline.verify import bundle as verify_bundle
 from tests.deliver.conftest import NAME, REPOSITORY, Site
 from tests.support.registry import build_image, fast_client
 from tests.support.sample import export_argv, run_cli, trust_argv
@@ -124,7 +125,14 @@ def _tags(client: RegistryClient, site: Site) -> dict[str, str]:
     return out
 
 
-def test_push_writes_publisher_evidence_site_verdict_and_bundle(site: Site) -> None:
+@pytest.mark.parametrize("members", ["in memory", "packed"])
+def test_push_writes_publisher_evidence_site_verdict_and_bundle(
+    site: Site, members: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if members == "packed":
+        # No memory budget: every small member of the verified bundle is read back from
+        # the work directory's pack file (open_bundle's pack=True) while it is pushed.
+        monkeypatch.setattr(verify_bundle, "MEMORY_BUDGET", 0)
     site.mirror()
     code, out, err = run_cli(site.push_argv())
     assert code == 0, err + out

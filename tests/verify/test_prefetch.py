@@ -118,6 +118,7 @@ def test_verify_reports_the_same_with_and_without_workers(
     assert code == 0, err
     # Every blob goes through the workers (the sample's statements are small).
     monkeypatch.setattr(verify_bundle, "MEMORY_BUDGET", 0)
+    monkeypatch.setattr(verify_bundle, "SMALL_MEMBER", 0)  # nothing packed: all files
     monkeypatch.setattr(prefetch, "MIN_SIZE", 1)
     monkeypatch.setattr(intoto, "_LAZY_MIN", 1)
     hits: list[int] = []
